@@ -1,0 +1,35 @@
+"""Data for keff: BEIR corpora, Q/A pair sets, ordered paragraphs, grouped splits, leak checks.
+
+Everything here is numpy and the standard library (scipy only inside :func:`split_parity`).
+Every loader validates its input and raises :class:`~keff.errors.DataError` naming the file,
+the 1-based line and the id at fault.
+"""
+
+from keff.data.beir import BeirDataset, load_beir
+from keff.data.fetch import BEIR_BASE_URL, fetch_beir
+from keff.data.leakage import LeakReport, leak_check, split_parity
+from keff.data.qa import PRESETS as QA_PRESETS
+from keff.data.qa import QAPairs, load_qa
+from keff.data.qa_task import QARetrievalTask, qa_retrieval_task
+from keff.data.sequences import Article, load_wikitext
+from keff.data.splits import Split, grouped_kfold, grouped_split
+
+__all__ = [
+    "BEIR_BASE_URL",
+    "QA_PRESETS",
+    "Article",
+    "BeirDataset",
+    "LeakReport",
+    "QAPairs",
+    "QARetrievalTask",
+    "Split",
+    "fetch_beir",
+    "grouped_kfold",
+    "grouped_split",
+    "leak_check",
+    "load_beir",
+    "load_qa",
+    "load_wikitext",
+    "qa_retrieval_task",
+    "split_parity",
+]

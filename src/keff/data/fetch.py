@@ -1,0 +1,170 @@
+"""Download a BEIR dataset zip, check it, extract it safely and move it into place atomically.
+
+Nothing is left half-written: the download goes to a temporary file beside the destination, the
+extraction to a temporary folder beside it, and the dataset folder appears under its final name
+only after it loaded cleanly with :func:`keff.data.beir.load_beir`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from keff.data.beir import load_beir
+from keff.errors import DataError, KeffError
+from keff.progress import progress_bar
+
+BEIR_BASE_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets"
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_CHUNK = 1 << 20
+
+
+def _download(url: str, dest: Path, *, timeout: float, progress: bool) -> None:
+    """Stream ``url`` into ``dest``; raise KeffError naming the URL on any network failure."""
+    import urllib.error  # stdlib, but slow to import: only when downloading
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(dest, "wb") as out:
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            received = 0
+            enabled = None if (progress and total) else False
+            with progress_bar(f"download {url.rsplit('/', 1)[-1]}", total, enabled=enabled) as bar:
+                for chunk in iter(lambda: resp.read(_CHUNK), b""):
+                    out.write(chunk)
+                    received += len(chunk)
+                    bar.advance(len(chunk))
+    except urllib.error.HTTPError as exc:
+        raise KeffError(f"could not download {url}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise KeffError(f"could not download {url}: {exc.reason}") from None
+    except (OSError, ValueError) as exc:  # timeouts, resets, malformed URLs
+        raise KeffError(f"could not download {url}: {exc}") from None
+    if total is not None and received != total:
+        raise KeffError(f"could not download {url}: got {received} of {total} bytes")
+
+
+def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member must not be extracted, or None when it is safe."""
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return "absolute path"
+    if ".." in PurePosixPath(name).parts:
+        return "'..' in path"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symbolic link"
+    return None
+
+
+def _extract(zip_path: Path, into: Path, url: str) -> None:
+    """Check ``zip_path`` is an intact zip with only safe members, and extract it into ``into``."""
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                raise DataError(f"{url}: corrupt zip archive (bad CRC in member {bad!r})")
+            members = zf.infolist()
+            for info in members:
+                reason = _unsafe_member(info)
+                if reason is not None:
+                    raise DataError(f"{url}: refusing unsafe zip member {info.filename!r} ({reason})")
+            for info in members:
+                zf.extract(info, into)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise DataError(f"{url}: not a valid zip archive ({exc})") from None
+
+
+def _swap_into_place(folder: Path, target: Path, aside: Path) -> None:
+    """Rename ``folder`` to ``target``; an existing target is moved to ``aside`` first and put
+    back if the second rename fails, so a failed overwrite never loses the old copy."""
+    had_old = target.exists()
+    if had_old:
+        os.replace(target, aside)
+    try:
+        os.replace(folder, target)
+    except OSError:
+        if had_old:
+            os.replace(aside, target)
+        raise
+
+
+def fetch_beir(
+    name: str,
+    to: str | Path,
+    *,
+    base_url: str = BEIR_BASE_URL,
+    overwrite: bool = False,
+    progress: bool = True,
+    timeout: float = 60,
+) -> Path:
+    """Download the BEIR dataset ``name`` into ``to/name`` and return that folder.
+
+    Parameters
+    ----------
+    name : str
+        Dataset name (``[A-Za-z0-9_.-]+``), e.g. ``"scifact"``; the zip must hold ``name/...``.
+    to : str or Path
+        Parent folder of the dataset folder (created if missing).
+    base_url : str
+        Where ``{name}.zip`` is served.
+    overwrite : bool
+        Replace an existing ``to/name``; without it an existing folder is an error.
+    progress : bool
+        Show a progress bar (on a terminal, when the server gives the size).
+    timeout : float
+        Socket timeout in seconds.
+
+    Returns
+    -------
+    Path
+        ``to/name``, a folder that :func:`~keff.data.beir.load_beir` reads without error.
+
+    Raises
+    ------
+    DataError
+        Bad name, existing target without ``overwrite``, a corrupt or unsafe zip, a zip without
+        the ``name/`` folder, or a dataset that fails validation.
+    KeffError
+        HTTP or network failure (naming the URL and the reason). No partial files remain.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
+        raise DataError(f"dataset name must match [A-Za-z0-9_.-]+, got {name!r}")
+    to = Path(to)
+    target = to / name
+    if target.exists() and not overwrite:
+        raise DataError("already exists; pass overwrite=True to replace it", path=target)
+    created = not to.exists()
+    to.mkdir(parents=True, exist_ok=True)
+    url = f"{base_url.rstrip('/')}/{name}.zip"
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".zip.part", dir=to)
+    os.close(fd)
+    zip_path = Path(tmp)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".extract", dir=to))
+    ok = False
+    try:
+        _download(url, zip_path, timeout=timeout, progress=progress)
+        _extract(zip_path, staging, url)
+        folder = staging / name
+        if not folder.is_dir():
+            raise DataError(f"{url}: the archive has no {name}/ folder")
+        try:
+            load_beir(folder)
+        except DataError as exc:
+            raise DataError(f"{url}: downloaded dataset failed validation: {exc}") from None
+        _swap_into_place(folder, target, staging / ".previous")
+        ok = True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            zip_path.unlink()
+        shutil.rmtree(staging, ignore_errors=True)
+        if not ok and created:
+            with contextlib.suppress(OSError):
+                to.rmdir()
+    return target
