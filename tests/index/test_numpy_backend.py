@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from keff.index.numpy_backend import NumpyBackend, topk_rows
+
+
+def reference_topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Full sort by (score desc, index asc), row by row."""
+    idx = np.stack([np.lexsort((np.arange(row.size), -row))[:k] for row in scores])
+    return np.take_along_axis(scores, idx, axis=1), idx
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 20])
+def test_topk_rows_matches_full_sort_with_many_ties(k):
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, size=(200, 20)).astype(np.float32)  # heavy ties, incl. at the cut
+    top_s, top_i = topk_rows(scores, k)
+    ref_s, ref_i = reference_topk(scores, k)
+    np.testing.assert_array_equal(top_i, ref_i)
+    np.testing.assert_array_equal(top_s, ref_s)
+    assert top_i.dtype == np.int64 and top_s.dtype == np.float32
+
+
+def test_topk_rows_boundary_tie_takes_lower_indices():
+    scores = np.array([[1.0, 2.0, 2.0, 2.0, 0.0]], dtype=np.float32)
+    assert topk_rows(scores, 2)[1].tolist() == [[1, 2]]
+    assert topk_rows(scores, 4)[1].tolist() == [[1, 2, 3, 0]]
+
+
+def test_batches_give_the_same_result_as_one_batch():
+    rng = np.random.default_rng(1)
+    vecs = rng.standard_normal((300, 16)).astype(np.float32)
+    queries = rng.standard_normal((50, 16)).astype(np.float32)
+    one = NumpyBackend(vecs, batch_size=1024).search(queries, 10)
+    many = NumpyBackend(vecs, batch_size=7).search(queries, 10)
+    np.testing.assert_array_equal(one[1], many[1])
+    # BLAS may round a differently shaped product in the last bit.
+    np.testing.assert_allclose(one[0], many[0], rtol=1e-6, atol=1e-6)
