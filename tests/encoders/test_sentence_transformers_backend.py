@@ -1,0 +1,100 @@
+"""Tests for keff.encoders.sentence_transformers_backend (real all-MiniLM-L6-v2 where installed)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from keff.encoders.sentence_transformers_backend import SentenceTransformerEncoder, read_st_config
+from keff.errors import ModelNotAvailable
+
+from .conftest import TEXTS, precomputed, scifact_docs
+
+
+@pytest.mark.slow
+def test_minilm_reproduces_precomputed_scifact_rows(minilm, shared_data):
+    docs = scifact_docs(shared_data, 8)
+    got = minilm.encode(docs)
+    ref = precomputed(shared_data, "minilm", 8)
+    cos = np.sum(got * ref, axis=1) / np.linalg.norm(ref, axis=1)
+    assert got.shape == (8, 384) and got.dtype == np.float32
+    assert cos.min() >= 0.999, cos
+
+
+def test_minilm_config_read_without_loading(minilm):
+    assert minilm.config == {"max_seq_length": 256, "pooling": ["mean_tokens"]}
+    fresh = SentenceTransformerEncoder(minilm.folder, dim=384)
+    assert len(fresh.fingerprint) == 64
+    assert fresh._model is None  # the fingerprint did not load (or run) the model
+
+
+@pytest.mark.slow
+def test_unnormalised_output_matches_direction(minilm):
+    raw = SentenceTransformerEncoder(minilm.folder, normalize=False)
+    a, b = raw.encode(TEXTS[:2]), minilm.encode(TEXTS[:2])
+    assert np.allclose(a / np.linalg.norm(a, axis=1, keepdims=True), b, atol=1e-5)
+    assert raw.fingerprint != minilm.fingerprint
+
+
+def test_folder_without_modules_json(tmp_path):
+    with pytest.raises(ModelNotAvailable, match="no modules.json"):
+        SentenceTransformerEncoder(tmp_path)
+
+
+def test_pooling_read_from_pooling_module(tmp_path):
+    (tmp_path / "modules.json").write_text(json.dumps(
+        [{"idx": 1, "name": "1", "path": "pool", "type": "sentence_transformers.models.Pooling"}]
+    ))  # fmt: skip
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "config.json").write_text(
+        json.dumps({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False})
+    )
+    assert read_st_config(tmp_path) == {"max_seq_length": None, "pooling": ["cls_token"]}
+
+
+def test_broken_folder_fails_on_load_with_path(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    (tmp_path / "modules.json").write_text("[]")
+    enc = SentenceTransformerEncoder(tmp_path, dim=8)
+    with pytest.raises(ModelNotAvailable, match=str(tmp_path)):
+        enc.encode(["x"])
+
+
+def test_hub_name_without_network_is_model_not_available(monkeypatch):
+    pytest.importorskip("sentence_transformers")
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelNotAvailable, match="from the hub: .*Error") as info:
+        SentenceTransformerEncoder("keff-test/no-such-model-here")
+    assert "keff-test/no-such-model-here" in str(info.value)
+
+
+@pytest.mark.slow
+def test_hub_name_loads_from_local_hub_cache(minilm, tmp_path):
+    """The hub path, offline: a hub-cache layout holding MiniLM loads by name, same fingerprint."""
+    import os
+    import subprocess
+    import sys
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--keff-test--tiny-minilm"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snap = repo / "snapshots" / commit
+    for f in minilm.folder.rglob("*"):
+        if f.is_file():
+            (snap / f.relative_to(minilm.folder)).parent.mkdir(parents=True, exist_ok=True)
+            (snap / f.relative_to(minilm.folder)).symlink_to(f)
+    code = (
+        "from keff.encoders import get_encoder\n"
+        "e = get_encoder('keff-test/tiny-minilm', cache=False)\n"
+        "print(e.name, e.dim, e.fingerprint)\n"
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["keff-test/tiny-minilm", "384", minilm.fingerprint]
