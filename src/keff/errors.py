@@ -81,6 +81,4 @@ def require(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - exercised only where the extra is absent
-        raise MissingExtra(
-            f"{module!r} is not installed; install it with: pip install 'keff[{extra}]'"
-        ) from exc
+        raise MissingExtra(f"{module!r} is not installed; install it with: pip install 'keff[{extra}]'") from exc

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from keff.paths import find_shared_data
-
 DOCS = [
     {"_id": "d1", "title": "Cats", "text": "Cats purr."},
     {"_id": "d2", "title": "", "text": "Dogs bark."},
@@ -39,9 +37,7 @@ def write_beir(
     """Write a small valid BEIR folder at ``root``; any file can be replaced by raw text."""
     (root / "qrels").mkdir(parents=True, exist_ok=True)
     (root / "corpus.jsonl").write_text(jsonl(DOCS) if corpus is None else corpus, encoding="utf-8")
-    (root / "queries.jsonl").write_text(
-        jsonl(QUERIES) if queries is None else queries, encoding="utf-8"
-    )
+    (root / "queries.jsonl").write_text(jsonl(QUERIES) if queries is None else queries, encoding="utf-8")
     for split, text in (QRELS if qrels is None else qrels).items():
         (root / "qrels" / f"{split}.tsv").write_text(text, encoding="utf-8")
     return root
@@ -63,12 +59,3 @@ def make_jsonl():
 def tiny_beir(tmp_path: Path) -> Path:
     """A valid three-document BEIR folder named ``tiny``."""
     return write_beir(tmp_path / "tiny")
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The real shared data folder, or skip."""
-    root = find_shared_data()
-    if root is None:
-        pytest.skip("shared real data not found (set KEFF_DATA_DIR or place it at ../shared/data)")
-    return root

@@ -52,9 +52,7 @@ def test_custom_field_names_and_integer_ids(tmp_path, make_jsonl):
 
 def test_long_values_become_sha1_keys():
     long = "x" * 100
-    assert text_key("original_answer", long) == (
-        "original_answer=sha1:" + hashlib.sha1(long.encode()).hexdigest()
-    )
+    assert text_key("original_answer", long) == ("original_answer=sha1:" + hashlib.sha1(long.encode()).hexdigest())
     assert text_key("cluster_id", "c1") == "cluster_id=c1"
     assert text_key("f", "two\nlines").startswith("f=sha1:")
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from keff.errors import ModelNotAvailable
-from keff.paths import find_shared_data
 
 TEXTS = [
     "The cat sat on the mat.",
@@ -27,14 +26,6 @@ def isolated_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KEFF_CACHE_DIR", str(root))
         yield root
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    data = find_shared_data()
-    if data is None:
-        pytest.skip("shared real data not found (set KEFF_DATA_DIR or put it at ../shared/data)")
-    return data
 
 
 def scifact_docs(data: Path, n: int) -> list[str]:

@@ -83,4 +83,4 @@ def test_bad_arguments(tmp_path, minilm_l3):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a graph")
     with pytest.raises(ModelNotAvailable, match="onnxruntime cannot load"):
-        OnnxEncoder(bad).dim
+        _ = OnnxEncoder(bad).dim

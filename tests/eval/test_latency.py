@@ -29,7 +29,7 @@ def test_measure_latency_is_seeded():
     draws = []
     for _ in range(2):
         seen = []
-        measure_latency(lambda q: seen.append(float(q[0, 0])), queries, n=10, warmup=0, seed=5)
+        measure_latency(lambda q, seen=seen: seen.append(float(q[0, 0])), queries, n=10, warmup=0, seed=5)
         draws.append(seen)
     assert draws[0] == draws[1]
 

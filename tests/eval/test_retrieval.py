@@ -23,22 +23,39 @@ def toy():
 
 def test_toy_retrieval_result(toy):
     queries, docs, qids, dids, qrels = toy
-    r = evaluate_retrieval(queries, docs, qids, dids, qrels, system="toy", dataset="toy/test",
-                           latency_queries=10, meta={"encoders": {"toy": "fp"}}, seed=3)
+    r = evaluate_retrieval(
+        queries,
+        docs,
+        qids,
+        dids,
+        qrels,
+        system="toy",
+        dataset="toy/test",
+        latency_queries=10,
+        meta={"encoders": {"toy": "fp"}},
+        seed=3,
+    )
     assert (r.system, r.dataset) == ("toy", "toy/test")
     assert r.metrics["ndcg@10"] > 0.95 and r.metrics["recall@100"] == 1.0
     assert set(r.per_query["mrr@10"]) == set(qids)
     assert r.meta["seed"] == 3 and r.meta["encoders"] == {"toy": "fp"}
-    assert r.meta["search"] == {"k": 100, "backend": "numpy", "n_queries": 40, "n_judged_queries": 40,
-                                "n_docs": 200, "dim": 16}
+    assert r.meta["search"] == {
+        "k": 100,
+        "backend": "numpy",
+        "n_queries": 40,
+        "n_judged_queries": 40,
+        "n_docs": 200,
+        "dim": 16,
+    }
     assert r.meta["latency"]["single"]["n"] == 10 and r.meta["latency"]["single"]["p50_us"] > 0
     assert r.meta["latency"]["batch"]["n_queries"] == 40
 
 
 def test_latency_can_be_skipped(toy):
     queries, docs, qids, dids, qrels = toy
-    r = evaluate_retrieval(queries, docs, qids, dids, qrels, system="t", dataset="d", latency_queries=0,
-                           metrics=["hit@1"], k=5)
+    r = evaluate_retrieval(
+        queries, docs, qids, dids, qrels, system="t", dataset="d", latency_queries=0, metrics=["hit@1"], k=5
+    )
     assert "latency" not in r.meta and list(r.metrics) == ["hit@1"]
 
 
@@ -59,13 +76,30 @@ def test_validation(toy):
 
 def test_scifact_minilm_reproduces_the_published_ndcg(scifact_minilm):
     data = scifact_minilm
-    r = evaluate_retrieval(data.query_vecs, data.doc_vecs, data.query_ids, data.doc_ids, data.qrels,
-                           system="minilm", dataset="scifact/test", latency_queries=20)
+    r = evaluate_retrieval(
+        data.query_vecs,
+        data.doc_vecs,
+        data.query_ids,
+        data.doc_ids,
+        data.qrels,
+        system="minilm",
+        dataset="scifact/test",
+        latency_queries=20,
+    )
     assert len(data.query_ids) == 300
     assert r.metrics["ndcg@10"] == pytest.approx(0.6451, abs=5e-4)
     assert r.meta["latency"]["single"]["n"] == 20
     if importlib.util.find_spec("faiss"):
-        f = evaluate_retrieval(data.query_vecs, data.doc_vecs, data.query_ids, data.doc_ids, data.qrels,
-                               system="minilm", dataset="scifact/test", backend="faiss", latency_queries=0)
+        f = evaluate_retrieval(
+            data.query_vecs,
+            data.doc_vecs,
+            data.query_ids,
+            data.doc_ids,
+            data.qrels,
+            system="minilm",
+            dataset="scifact/test",
+            backend="faiss",
+            latency_queries=0,
+        )
         for m, v in r.metrics.items():
             assert f.metrics[m] == pytest.approx(v, abs=1e-9), m

@@ -76,9 +76,7 @@ def read_jsonl(path: str | Path, *, what: str = "JSONL file") -> tuple[str, list
         except json.JSONDecodeError as exc:
             raise DataError(f"malformed JSON: {exc.msg} at column {exc.colno}", path=path, line=number) from None
         if not isinstance(obj, dict):
-            raise DataError(
-                f"expected a JSON object, got {type(obj).__name__}", path=path, line=number
-            )
+            raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=number)
         records.append((number, obj))
     return sha, records
 

@@ -99,9 +99,7 @@ def _load_records(path: Path, *, with_title: bool, what: str) -> tuple[str, list
     return sha, ids, texts
 
 
-def _load_qrels(
-    path: Path, query_ids: set[str], doc_ids: set[str]
-) -> tuple[str, dict[str, dict[str, int]]]:
+def _load_qrels(path: Path, query_ids: set[str], doc_ids: set[str]) -> tuple[str, dict[str, dict[str, int]]]:
     """Read one qrels TSV file: (sha256, query id -> doc id -> score)."""
     sha, lines = read_lines(path, what="qrels file (query-id<TAB>corpus-id<TAB>score)")
     qrels: dict[str, dict[str, int]] = {}
@@ -154,8 +152,7 @@ def _qrels_paths(root: Path, splits: Sequence[str] | None) -> dict[str, Path]:
         if not p.is_file():
             have = sorted(q.stem for q in qdir.glob("*.tsv")) if qdir.is_dir() else []
             raise DataError(
-                f"missing qrels for split {split!r}: expected this file "
-                f"(splits present: {', '.join(have) or 'none'})",
+                f"missing qrels for split {split!r}: expected this file (splits present: {', '.join(have) or 'none'})",
                 path=p,
             )
         paths[split] = p

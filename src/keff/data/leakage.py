@@ -74,8 +74,7 @@ def _check_vectors(vecs: object, n: int, name: str) -> np.ndarray:
     bad = np.flatnonzero(np.abs(norms - 1.0) > 1e-3)
     if bad.size:
         raise DataError(
-            f"{name} rows must be L2-normalised; row {bad[0]} has norm {norms[bad[0]]:.4f} "
-            f"({bad.size} rows off)"
+            f"{name} rows must be L2-normalised; row {bad[0]} has norm {norms[bad[0]]:.4f} ({bad.size} rows off)"
         )
     return arr
 

@@ -131,8 +131,7 @@ def _unique_ids(raw: list[tuple[int, str]], path: Path, policy: str) -> tuple[li
             continue
         if policy == "error":
             raise DataError(
-                f"duplicate id (first seen on line {first[item_id]}); pass duplicate_ids='suffix' "
-                "to number repeats",
+                f"duplicate id (first seen on line {first[item_id]}); pass duplicate_ids='suffix' to number repeats",
                 path=path,
                 line=line,
                 item_id=item_id,

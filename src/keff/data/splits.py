@@ -110,9 +110,7 @@ def grouped_split(
     return split
 
 
-def grouped_kfold(
-    groups: int | np.ndarray, k: int, *, seed: int = 0
-) -> list[tuple[np.ndarray, np.ndarray]]:
+def grouped_kfold(groups: int | np.ndarray, k: int, *, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """K folds over whole groups, balanced by item count.
 
     Groups are shuffled with ``np.random.default_rng(seed)``, then taken largest first (ties in

@@ -124,9 +124,7 @@ def encode_in_batches(
             idx = order[start : start + batch_size]
             vecs = np.asarray(encode_batch([texts[i] for i in idx]))
             if vecs.shape != (len(idx), dim):
-                raise KeffError(
-                    f"{description}: model returned shape {vecs.shape}, expected {(len(idx), dim)}"
-                )
+                raise KeffError(f"{description}: model returned shape {vecs.shape}, expected {(len(idx), dim)}")
             out[idx] = vecs
             bar.advance(len(idx))
     bad = ~np.isfinite(out).all(axis=1)
@@ -194,8 +192,7 @@ class BaseEncoder(ABC):
         actual = int(self._load())
         if self._dim is not None and actual != self._dim:
             raise ModelNotAvailable(
-                f"encoder {self.name!r}: the model produces {actual}-d vectors, "
-                f"but {self._dim} was declared"
+                f"encoder {self.name!r}: the model produces {actual}-d vectors, but {self._dim} was declared"
             )
         self._dim = actual
         self._loaded = True

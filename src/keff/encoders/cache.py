@@ -81,9 +81,7 @@ class EmbeddingCache:
         key = hashlib.sha256((fingerprint + "\0" + text).encode("utf-8")).hexdigest()
         return self.root / fingerprint[:16] / key[:2] / key
 
-    def get_many(
-        self, fingerprint: str, texts: Sequence[str], dim: int | None = None
-    ) -> list[np.ndarray | None]:
+    def get_many(self, fingerprint: str, texts: Sequence[str], dim: int | None = None) -> list[np.ndarray | None]:
         """Look up texts; corrupt entries are logged, deleted and returned as misses.
 
         Returns
@@ -102,9 +100,7 @@ class EmbeddingCache:
             try:
                 out.append(unpack_entry(data, dim))
             except CacheCorrupt as exc:
-                logger.warning(
-                    "%s: corrupt embedding-cache entry (%s); deleted, will recompute", path, exc
-                )
+                logger.warning("%s: corrupt embedding-cache entry (%s); deleted, will recompute", path, exc)
                 path.unlink(missing_ok=True)
                 self.corrupt += 1
                 out.append(None)
@@ -163,7 +159,7 @@ class CachedEncoder:
 
     @property
     def normalize(self) -> bool:
-        return bool(getattr(self.encoder, "normalize"))
+        return bool(self.encoder.normalize)
 
     def prepare(self, texts: Sequence[str], kind: Kind = "doc") -> list[str]:
         """The texts the model sees (the wrapped encoder's ``prepare``, else the texts)."""

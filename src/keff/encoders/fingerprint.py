@@ -52,9 +52,7 @@ def _read_memo(path: Path) -> dict[str, str]:
     except (OSError, ValueError) as exc:
         logger.warning("%s: unreadable hash memo (%s); rebuilding it", path, exc)
         return {}
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-    ):
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         logger.warning("%s: hash memo is not a str->str object; rebuilding it", path)
         return {}
     return data

@@ -13,9 +13,7 @@ from keff.errors import KeffError
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
-DESCRIPTION = (
-    "test-only token-hash bag of words; NOT a semantic model (no meaning, only shared words)"
-)
+DESCRIPTION = "test-only token-hash bag of words; NOT a semantic model (no meaning, only shared words)"
 
 
 class HashEncoder(BaseEncoder):

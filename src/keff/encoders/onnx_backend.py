@@ -147,9 +147,7 @@ class OnnxEncoder(BaseEncoder):
         opts.intra_op_num_threads = os.cpu_count() or 1
         opts.inter_op_num_threads = 1
         try:
-            session = ort.InferenceSession(
-                str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
+            session = ort.InferenceSession(str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ModelNotAvailable(f"{self.model_path}: onnxruntime cannot load it: {exc}") from exc
         names = [i.name for i in session.get_inputs()]

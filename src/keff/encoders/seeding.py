@@ -51,8 +51,7 @@ def _check_vectors(vectors: np.ndarray, n_texts: int, dim: int) -> np.ndarray:
         raise KeffError(f"{n_texts} texts but {v.shape[0]} vector rows")
     if v.shape[1] != dim:
         raise FingerprintMismatch(
-            f"vectors are {v.shape[1]}-d but the encoder produces {dim}-d vectors: "
-            "they come from another model"
+            f"vectors are {v.shape[1]}-d but the encoder produces {dim}-d vectors: they come from another model"
         )
     bad = ~np.isfinite(v).all(axis=1)
     if bad.any():

@@ -64,8 +64,7 @@ def _hub_snapshot(name: str) -> tuple[Any, Path]:
         folder = Path(hub.snapshot_download(repo_id=name, local_files_only=True))
     except Exception as exc:  # any loader failure means: not available here
         raise ModelNotAvailable(
-            f"could not load sentence-transformers model {name!r} from the hub: "
-            f"{type(exc).__name__}: {exc}"
+            f"could not load sentence-transformers model {name!r} from the hub: {type(exc).__name__}: {exc}"
         ) from exc
     return model, folder
 
@@ -127,12 +126,9 @@ class SentenceTransformerEncoder(BaseEncoder):
                 self._model = st.SentenceTransformer(str(self.folder), device="cpu")
             except Exception as exc:
                 raise ModelNotAvailable(
-                    f"{self.folder}: sentence-transformers could not load this folder: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"{self.folder}: sentence-transformers could not load this folder: {type(exc).__name__}: {exc}"
                 ) from exc
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         dim = get_dim()
         if dim is None:
             raise ModelNotAvailable(f"{self.folder}: the model does not report its output width")

@@ -54,4 +54,5 @@ __all__ = [
     "run_metadata",
     "topk_metrics",
     "wilcoxon_p",
+    "write_result",
 ]

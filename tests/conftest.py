@@ -1,0 +1,18 @@
+"""Fixtures shared by every test package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from keff.paths import find_shared_data
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real shared data folder (../shared/data or $KEFF_DATA_DIR), or skip with a reason."""
+    root = find_shared_data()
+    if root is None:
+        pytest.skip("shared real data not found: set KEFF_DATA_DIR or place it at ../shared/data")
+    return root
