@@ -11,11 +11,10 @@ import contextlib
 import os
 import re
 import shutil
-import stat
 import tempfile
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from keff.archive import safe_extract, swap_into_place
 from keff.data.beir import load_beir
 from keff.errors import DataError, KeffError
 from keff.progress import progress_bar
@@ -49,50 +48,6 @@ def _download(url: str, dest: Path, *, timeout: float, progress: bool) -> None:
         raise KeffError(f"could not download {url}: {exc}") from None
     if total is not None and received != total:
         raise KeffError(f"could not download {url}: got {received} of {total} bytes")
-
-
-def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
-    """Why a zip member must not be extracted, or None when it is safe."""
-    name = info.filename.replace("\\", "/")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return "absolute path"
-    if ".." in PurePosixPath(name).parts:
-        return "'..' in path"
-    if stat.S_ISLNK(info.external_attr >> 16):
-        return "symbolic link"
-    return None
-
-
-def _extract(zip_path: Path, into: Path, url: str) -> None:
-    """Check ``zip_path`` is an intact zip with only safe members, and extract it into ``into``."""
-    try:
-        with zipfile.ZipFile(zip_path) as zf:
-            bad = zf.testzip()
-            if bad is not None:
-                raise DataError(f"{url}: corrupt zip archive (bad CRC in member {bad!r})")
-            members = zf.infolist()
-            for info in members:
-                reason = _unsafe_member(info)
-                if reason is not None:
-                    raise DataError(f"{url}: refusing unsafe zip member {info.filename!r} ({reason})")
-            for info in members:
-                zf.extract(info, into)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
-        raise DataError(f"{url}: not a valid zip archive ({exc})") from None
-
-
-def _swap_into_place(folder: Path, target: Path, aside: Path) -> None:
-    """Rename ``folder`` to ``target``; an existing target is moved to ``aside`` first and put
-    back if the second rename fails, so a failed overwrite never loses the old copy."""
-    had_old = target.exists()
-    if had_old:
-        os.replace(target, aside)
-    try:
-        os.replace(folder, target)
-    except OSError:
-        if had_old:
-            os.replace(aside, target)
-        raise
 
 
 def fetch_beir(
@@ -150,7 +105,7 @@ def fetch_beir(
     ok = False
     try:
         _download(url, zip_path, timeout=timeout, progress=progress)
-        _extract(zip_path, staging, url)
+        safe_extract(zip_path, staging, what=url)
         folder = staging / name
         if not folder.is_dir():
             raise DataError(f"{url}: the archive has no {name}/ folder")
@@ -158,7 +113,7 @@ def fetch_beir(
             load_beir(folder)
         except DataError as exc:
             raise DataError(f"{url}: downloaded dataset failed validation: {exc}") from None
-        _swap_into_place(folder, target, staging / ".previous")
+        swap_into_place(folder, target, staging / ".previous")
         ok = True
     finally:
         with contextlib.suppress(FileNotFoundError):

