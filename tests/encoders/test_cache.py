@@ -156,3 +156,25 @@ def test_different_fingerprints_do_not_share(tmp_path):
 def test_put_many_validates_shape(tmp_path):
     with pytest.raises(KeffError, match="2 texts but vectors of shape"):
         EmbeddingCache(tmp_path).put_many("f" * 64, ["a", "b"], np.zeros((3, 4)))
+
+
+def test_interrupted_job_keeps_finished_chunks(tmp_path):
+    class FailsOnThirdCall(Counting):
+        calls = 0
+
+        def encode(self, texts, kind="doc", **kw):
+            FailsOnThirdCall.calls += 1
+            if FailsOnThirdCall.calls == 3:
+                raise RuntimeError("killed")
+            return super().encode(texts, kind, **kw)
+
+    texts = [f"text {i}" for i in range(10)]
+    enc = CachedEncoder(FailsOnThirdCall(), EmbeddingCache(tmp_path), chunk_size=4)
+    with pytest.raises(RuntimeError, match="killed"):
+        enc.encode(texts)
+    assert len(entry_files(tmp_path)) == 8  # two finished chunks were stored
+    again = CachedEncoder(Counting(), EmbeddingCache(tmp_path), chunk_size=4)
+    again.encode(texts)
+    assert again.hits == 8 and again.misses == 2
+    with pytest.raises(KeffError, match="chunk_size"):
+        CachedEncoder(Counting(), EmbeddingCache(tmp_path), chunk_size=0)

@@ -132,12 +132,16 @@ class CachedEncoder:
 
     ``name``, ``dim``, ``fingerprint`` and ``normalize`` are those of the wrapped encoder.
     Counters ``hits`` and ``misses`` count distinct model texts served from the cache and
-    encoded by the model; ``corrupt`` counts corrupt entries found.
+    encoded by the model; ``corrupt`` counts corrupt entries found. Misses are encoded and stored
+    ``chunk_size`` texts at a time, so an interrupted job keeps what it finished.
     """
 
-    def __init__(self, encoder: Encoder, cache: EmbeddingCache) -> None:
+    def __init__(self, encoder: Encoder, cache: EmbeddingCache, *, chunk_size: int = 512) -> None:
+        if chunk_size < 1:
+            raise KeffError(f"chunk_size must be >= 1, got {chunk_size}")
         self.encoder = encoder
         self.cache = cache
+        self.chunk_size = chunk_size
         self.hits = 0
         self.misses = 0
         self.corrupt = 0
@@ -212,14 +216,16 @@ class CachedEncoder:
         self.hits += len(vec_of)
         self.misses += len(missing)
         if missing:
-            new = self.encoder.encode(
-                [originals[first[t]] for t in missing],
-                kind,
-                batch_size=batch_size,
-                show_progress=show_progress,
-            )
-            self.cache.put_many(self.fingerprint, missing, new)
-            vec_of.update(zip(missing, new))
+            # encode and store chunk by chunk, so an interrupted long job resumes where it stopped
+            with progress_bar(f"encoding with {self.name}", len(missing), enabled=show_progress) as bar:
+                for start in range(0, len(missing), self.chunk_size):
+                    part = missing[start : start + self.chunk_size]
+                    new = self.encoder.encode(
+                        [originals[first[t]] for t in part], kind, batch_size=batch_size, show_progress=False
+                    )
+                    self.cache.put_many(self.fingerprint, part, new)
+                    vec_of.update(zip(part, new))
+                    bar.advance(len(part))
         for i, t in enumerate(prepared):
             out[i] = vec_of[t]
         return out
