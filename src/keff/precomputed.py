@@ -17,7 +17,8 @@ from keff.encoders.seeding import SeedReport, seed_cache
 from keff.errors import DataError
 
 
-def _load_matrix(path: Path) -> np.ndarray:
+def load_matrix(path: Path) -> np.ndarray:
+    """A 2-D float32 array from a .npy file; DataError naming the file otherwise."""
     if not path.is_file():
         raise DataError("precomputed vectors not found", path=path)
     try:
@@ -40,7 +41,7 @@ def _seed_files(
 ) -> list[SeedReport]:
     reports = []
     for filename, texts, kind in pairs:
-        vectors = _load_matrix(folder / filename)
+        vectors = load_matrix(folder / filename)
         if vectors.shape[0] != len(texts):
             raise DataError(
                 f"{vectors.shape[0]} rows but the data set has {len(texts)} texts for it",

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from keff.cli import data_cmd, demo_cmd, eval_cmd, models_cmd
+from keff.cli import align_cmd, data_cmd, demo_cmd, eval_cmd, models_cmd
 from keff.errors import KeffError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app.command("compare")(eval_cmd.compare_command)
 app.command("demo")(demo_cmd.demo_command)
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(align_cmd.app, name="align")
 
 
 def main(argv: list[str] | None = None) -> None:

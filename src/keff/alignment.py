@@ -1,0 +1,140 @@
+"""Fitting an alignment between two encoders from anchor texts, with its provenance.
+
+The pieces the ``keff align`` commands and the benchmarks share: reading anchor texts from a
+text file, a BEIR corpus or a Q/A file; fitting a map of a named kind on part of the anchors and
+measuring it on the held-out rest; and the provenance block stored in the map's SEF file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from keff.errors import DataError, KeffError
+from keff.maps import Affine, LowRankAffine, Map, Procrustes, ResidualMLP
+from keff.maps.report import AlignmentReport, alignment_report
+
+MAP_KINDS: dict[str, type[Map]] = {
+    "procrustes": Procrustes,
+    "affine": Affine,
+    "lowrank": LowRankAffine,
+    "mlp": ResidualMLP,
+}
+
+
+def make_map(kind: str, **params: Any) -> Map:
+    """An unfitted map by short name (``procrustes``, ``affine``, ``lowrank``, ``mlp``)."""
+    if kind not in MAP_KINDS:
+        raise KeffError(f"unknown map kind {kind!r} (choose from {', '.join(MAP_KINDS)})")
+    return MAP_KINDS[kind](**params)
+
+
+def read_anchor_texts(source: str | Path, *, n: int | None = None, seed: int = 0) -> tuple[list[str], str]:
+    """Anchor texts and a description of where they came from.
+
+    Parameters
+    ----------
+    source : path
+        A ``.txt`` file (one text per line, blank lines skipped), a BEIR folder (its corpus
+        documents) or a Q/A ``.jsonl`` file (its distinct answers).
+    n : int, optional
+        Draw this many texts at random (seeded); default all.
+    seed : int
+        Seed of the draw.
+    """
+    from keff.data import load_beir, load_qa
+
+    path = Path(source)
+    if path.is_dir():
+        texts, what = list(load_beir(path).doc_texts), f"BEIR corpus {path.name}"
+    elif path.suffix == ".jsonl":
+        texts, what = list(dict.fromkeys(load_qa(path, preset=_qa_preset(path)).answers)), f"answers of {path.name}"
+    elif path.is_file():
+        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        what = f"text file {path.name}"
+    else:
+        raise DataError("anchor source not found (a .txt file, a BEIR folder or a Q/A .jsonl)", path=path)
+    if not texts:
+        raise DataError("no anchor texts", path=path)
+    if n is not None:
+        if n > len(texts):
+            raise DataError(f"asked for {n} anchors but there are only {len(texts)} texts", path=path)
+        rows = np.sort(np.random.default_rng(seed).choice(len(texts), size=n, replace=False))
+        texts = [texts[i] for i in rows]
+        what += f", {n} drawn with seed {seed}"
+    return texts, what
+
+
+def _qa_preset(path: Path) -> str | None:
+    stem = path.stem.replace("_qa", "")
+    return stem if stem in ("skills", "medquad") else None
+
+
+def texts_sha256(texts: Sequence[str]) -> str:
+    """SHA-256 identifying an ordered list of texts."""
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8") + b"\0")
+    return h.hexdigest()
+
+
+def fit_alignment(
+    X: np.ndarray,
+    Y: np.ndarray,
+    kind: str = "procrustes",
+    *,
+    holdout: float = 0.1,
+    seed: int = 0,
+    **params: Any,
+) -> tuple[Map, AlignmentReport | None]:
+    """Fit a map on all but a seeded ``holdout`` share of the anchors; report on the rest.
+
+    The returned map is the one the report measured (fitted without the held-out rows). With
+    ``holdout=0`` every anchor is used and the report is None.
+    """
+    if not 0 <= holdout < 1:
+        raise KeffError(f"holdout must be in [0, 1), got {holdout}")
+    n = len(X)
+    n_held = int(round(holdout * n))
+    order = np.random.default_rng(seed).permutation(n)
+    held, fit_rows = np.sort(order[:n_held]), np.sort(order[n_held:])
+    m = make_map(kind, **params).fit(X[fit_rows], Y[fit_rows])
+    report = alignment_report(m, X[held], Y[held], k=min(10, n_held - 1)) if n_held >= 3 else None
+    return m, report
+
+
+def provenance(
+    *,
+    source: Any,
+    target: Any,
+    anchors: Sequence[str] | None,
+    anchor_description: str,
+    n_fit: int,
+    report: AlignmentReport | None,
+    seed: int,
+) -> dict[str, Any]:
+    """The provenance block of a map's SEF file: encoders, anchors, fit quality, command."""
+    from keff import __version__
+
+    def who(enc: Any) -> dict[str, Any]:
+        return {"name": enc.name, "fingerprint": enc.fingerprint, "dim": enc.dim, "normalized": True}
+
+    return {
+        "source": who(source) if hasattr(source, "fingerprint") else source,
+        "target": who(target) if hasattr(target, "fingerprint") else target,
+        "anchors": {
+            "description": anchor_description,
+            "n": None if anchors is None else len(anchors),
+            "n_fit": n_fit,
+            "sha256": None if anchors is None else texts_sha256(anchors),
+        },
+        "fit_quality": None if report is None else report.to_dict(),
+        "seed": seed,
+        "command": list(sys.argv),
+        "keff_version": __version__,
+    }
