@@ -27,6 +27,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/baselines.py $(ARGS)
+	$(BIN)/python benchmarks/upgrade.py
 	$(BIN)/python benchmarks/render.py
 
 clean:
