@@ -8,13 +8,13 @@ estimator. Every map saves to and loads from one SEF file (:mod:`keff.sef`).
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from keff.errors import FormatError, KeffError, NotFittedError
+from keff.errors import FormatError, KeffError
+from keff.estimator import Estimator, rebuild
 from keff.sef import load_sef, save_sef
 
 #: Map classes by name, filled by :func:`register_map`; :func:`load_map` dispatches on it.
@@ -50,7 +50,7 @@ def check_pair(X: Any, Y: Any, *, min_rows: int = 2) -> tuple[np.ndarray, np.nda
     return X, Y
 
 
-class Map:
+class Map(Estimator):
     """Base class of vector maps: ``fit(X, Y)`` then ``transform(X)``.
 
     Subclasses implement ``_fit(X, Y)`` (float32 inputs, validated), ``_transform(X)``, and
@@ -62,6 +62,7 @@ class Map:
     _state: ClassVar[tuple[str, ...]] = ()
     #: Names of fitted scalar attributes (numbers, strings) saved in the SEF metadata JSON.
     _scalars: ClassVar[tuple[str, ...]] = ()
+    _fitted_marker: ClassVar[str] = "source_dim_"
 
     # -- fitting and applying -------------------------------------------------------------
     def fit(self, X: Any, Y: Any) -> Map:
@@ -89,32 +90,10 @@ class Map:
     def _transform(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    @property
-    def is_fitted(self) -> bool:
-        return hasattr(self, "source_dim_")
-
-    def _check_fitted(self) -> None:
-        if not self.is_fitted:
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(X, Y) first")
-
     # -- parameters and state -------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments (JSON-serialisable), as scikit-learn's ``get_params``."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names}
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        """Fitted arrays by attribute name."""
-        self._check_fitted()
-        return {name: np.asarray(getattr(self, name)) for name in self._state}
-
     def set_state(self, arrays: dict[str, np.ndarray], source_dim: int, target_dim: int) -> Map:
         """Restore fitted arrays (the inverse of :meth:`get_state`)."""
-        missing = [n for n in self._state if n not in arrays]
-        if missing:
-            raise FormatError(f"{type(self).__name__} state lacks arrays {missing}")
-        for name in self._state:
-            setattr(self, name, arrays[name])
+        self._restore_arrays(arrays)
         self.source_dim_, self.target_dim_ = int(source_dim), int(target_dim)
         return self
 
@@ -150,21 +129,10 @@ class Map:
         fit quality, command) under ``meta["provenance"]``."""
         return save_sef(path, self.get_state(), {"kind": "map", **self.describe(), "provenance": meta or {}})
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
 
 def map_from_description(description: dict[str, Any], arrays: dict[str, np.ndarray]) -> Map:
     """Rebuild a fitted map from its :meth:`Map.describe` dict and :meth:`Map.get_state` arrays."""
-    name = description.get("type")
-    cls = MAP_TYPES.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise FormatError(f"unknown map type {name!r} (known: {', '.join(sorted(MAP_TYPES))})")
-    try:
-        return cls.from_description(description, arrays)
-    except (TypeError, KeyError, ValueError, KeffError) as exc:
-        raise FormatError(f"cannot rebuild {name}: {exc}") from None
+    return rebuild(MAP_TYPES, description, arrays, what="map")
 
 
 def load_map(path: str | Path) -> tuple[Map, dict[str, Any]]:
