@@ -1,0 +1,41 @@
+"""Fusing specialists per query: vector fusers (route, mean, Kalman, gate), score-level
+baselines (RRF, convex, concatenation), routing that skips specialists, and the
+:class:`Specialist` that bundles an encoder with its alignment, centroid and sigma^2."""
+
+from keff.fusion.gate import LearnedGate
+from keff.fusion.routing import compute_saved, masked_kalman_fuse, select_specialists, tune_threshold
+from keff.fusion.score import concat_vectors, convex_scores, rrf_scores, tune_convex_weights, tune_rrf_k
+from keff.fusion.specialist import Specialist, fit_specialist
+from keff.fusion.vector import (
+    fusion_latency,
+    hard_route,
+    kalman_fuse,
+    mean_fuse,
+    precision_weights,
+    stack,
+    weighted_fuse,
+    weighted_scores,
+)
+
+__all__ = [
+    "LearnedGate",
+    "Specialist",
+    "compute_saved",
+    "concat_vectors",
+    "convex_scores",
+    "fit_specialist",
+    "fusion_latency",
+    "hard_route",
+    "kalman_fuse",
+    "masked_kalman_fuse",
+    "mean_fuse",
+    "precision_weights",
+    "rrf_scores",
+    "select_specialists",
+    "stack",
+    "tune_convex_weights",
+    "tune_rrf_k",
+    "tune_threshold",
+    "weighted_fuse",
+    "weighted_scores",
+]
