@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from keff.cli import app
 from keff.paths import find_shared_data
 
 
@@ -16,3 +18,14 @@ def shared_data() -> Path:
     if root is None:
         pytest.skip("shared real data not found: set KEFF_DATA_DIR or place it at ../shared/data")
     return root
+
+
+@pytest.fixture
+def run():
+    """Invoke ``keff ARGS...`` in-process; returns the click Result."""
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from keff.cli import align_cmd, data_cmd, demo_cmd, eval_cmd, models_cmd
+from keff.cli import align_cmd, data_cmd, demo_cmd, eval_cmd, fuse_cmd, models_cmd
 from keff.errors import KeffError
 
 app = typer.Typer(
@@ -22,6 +22,8 @@ app.command("demo")(demo_cmd.demo_command)
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(align_cmd.app, name="align")
+app.add_typer(fuse_cmd.app, name="fuse")
+app.command("search")(fuse_cmd.search_command)
 
 
 def main(argv: list[str] | None = None) -> None:
