@@ -258,8 +258,97 @@ def render_upgrade(res: dict) -> str:
     return "\n".join(out)
 
 
-RENDERERS: dict[str, Callable[[dict], str]] = {"baselines": render_baselines, "upgrade": render_upgrade}
-ORDER = ["baselines", "upgrade"]
+def render_fusion(res: dict) -> str:
+    meta, data = res["meta"], res["data"]
+    out = [
+        "## Fusion of specialists on a mixed-domain corpus",
+        "",
+        "Produced by `keff fuse bench` "
+        f"(seed {meta['seed']}, {meta.get('timestamp_utc', '')}). One corpus: "
+        + ", ".join(f"{n} {d} documents" for d, n in data["docs"].items())
+        + "; test queries: "
+        + ", ".join(f"{n} {d}" for d, n in data["test_queries"].items())
+        + "; validation queries (everything tuned, calibrated or learned sees only these): "
+        + ", ".join(f"{n} {d}" for d, n in data["val_queries"].items())
+        + ".",
+        "",
+    ]
+    out += [f"- {d}: {note}" for d, note in data["notes"].items()]
+    out += ["", "### Specialists", "", "| specialist | encoder | fine-tuning | anchor cosine to minilm frame (mean / p10) |",
+            "|---|---|---|---|"]  # fmt: skip
+    for name, info in res["specialists"].items():
+        ft = info.get("finetune")
+        ft_txt = "-" if not ft else (f"{ft['steps']} steps, {ft['seconds']:.0f} s ({ft['stopped_by']}), {ft['pairs_used']} "
+                                     f"pairs; train pos. cosine {ft['mean_pos_cos_first']:.3f} -> {ft['mean_pos_cos_last']:.3f}")  # fmt: skip
+        cos = info.get("anchor_cosine_to_reference")
+        cos_txt = "reference frame" if cos is None else f"{cos['mean']:.3f} / {cos['p10']:.3f}"
+        out.append(f"| {name} | {Path(info['encoder']).name} | {ft_txt} | {cos_txt} |")
+    domains = sorted(res["rows"][0]["domains"])
+    out += ["", "### Every strategy on the test queries", "",
+            "`F:` fused query against a fused document index in the shared (minilm) frame; `P:` per-specialist "
+            "indexes, cosines combined with the query's weights; sigma^2 estimators: constant, centroid distance, "
+            "kNN density, calibrated on validation error (isotonic).", "",
+            "| strategy | family | nDCG@10 | MRR@10 | R@100 | " + " | ".join(f"nDCG@10 {d}" for d in domains) + " | notes |",
+            "|" + "---|" * (6 + len(domains))]  # fmt: skip
+    order = {"single": 0, "fused index": 1, "per-specialist indexes": 2, "ceiling": 3}
+    for r in sorted(res["rows"], key=lambda r: (order[r["family"]], -r["metrics"]["ndcg@10"])):
+        m = r["metrics"]
+        notes = "; ".join(f"{k}: {v}" for k, v in r["info"].items())
+        out.append(f"| {r['strategy']} | {r['family']} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | {m['recall@100']:.4f} | "
+                   + " | ".join(f"{r['domains'][d]['ndcg@10']:.4f}" for d in domains) + f" | {notes} |")  # fmt: skip
+    picks = res["picks"]
+    out += ["", "### Paired tests (nDCG@10; randomisation p Holm-corrected across strategies)", "",
+            f"Best single specialist: `{picks['best_single']}`; best fused strategy: `{picks['best_fused']}` "
+            "(picked on test among all strategies, which is why every p below is Holm-corrected over all of them).", "",
+            "| strategy | vs | diff | 95% CI | p (Holm) |", "|---|---|---|---|---|"]  # fmt: skip
+    for c in sorted(res["comparisons"], key=lambda c: (c["baseline"], -c["diff"])):
+        out.append(f"| {c['system']} | {c['baseline']} | {c['diff']:+.4f} | [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | "
+                   f"{c['p_holm']:.2g} |")  # fmt: skip
+    out += ["", "Per-domain slices: the best fused strategy against the best single specialist of each slice "
+            "(paired randomisation p, uncorrected):", "", "| domain | best single there | n | diff | 95% CI | p | loses? |",
+            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for c in res["domain_checks"]:
+        out.append(f"| {c['domain']} | {c['best_single']} | {c['n']} | {c['diff']:+.4f} | [{c['ci_low']:+.4f}, "
+                   f"{c['ci_high']:+.4f}] | {c['p']:.2g} | {'yes' if c['loses'] else 'no'} |")  # fmt: skip
+    lat = res["latency"]
+    out += ["", "### Latency: Kalman against mean fusion (same aligned query vectors, interleaved, one run)", "",
+            f"{lat['n_specialists']} specialists; batch of {lat['batch_queries']} test queries (median of repeats, "
+            "per query) and single queries (p50 of 300); `+search` adds the exact search of the fused index.", "",
+            "| mode | mean us | Kalman us | Kalman/mean | mean+search us | Kalman+search us | ratio |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for mode in ("batch", "single"):
+        out.append(f"| {mode} | {lat[f'{mode}_mean_us']:.2f} | {lat[f'{mode}_kalman_us']:.2f} | {lat[f'{mode}_ratio_fuse']:.2f} | "
+                   f"{lat[f'{mode}_mean+search_us']:.1f} | {lat[f'{mode}_kalman+search_us']:.1f} | {lat[f'{mode}_ratio_fuse_search']:.2f} |")  # fmt: skip
+    out += ["", "### What the uncertainty estimates did (test queries; a diagnostic, nothing is fitted on it)", "",
+            "Spread of sigma^2 (p95/p5) and its Spearman correlation with the specialist's own per-query error (1 - nDCG@10).", "",
+            "| specialist | estimator | p95/p5 | max/min | Spearman rho | p |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for u in res["uncertainty"]:
+        out.append(f"| {u['specialist']} | {u['estimator']} | {u['ratio_p95_p5']:.3g} | {u['ratio_max_min']:.3g} | "
+                   f"{u['error_rho']:+.3f} | {u['error_p']:.2g} |")  # fmt: skip
+    if "drift" in res:
+        dr = res["drift"]
+        b, a = dr["cosine_same_text"]["before_alignment"], dr["cosine_same_text"]["after_alignment"]
+        out += ["", "### Drift: two siblings pushed apart, fused without and with alignment", "",
+                "Two minilm copies fine-tuned (one on SciFact, one on MedQuAD) behind different random rotations of "
+                f"their output. Cosine of their vectors of the same test query: mean {b['mean']:+.3f}, min {b['min']:+.3f} "
+                f"({b['share_negative']:.0%} negative) before alignment; mean {a['mean']:+.3f}, min {a['min']:+.3f} after "
+                "Procrustes maps into the minilm frame (fitted on training anchors).", "",
+                "| strategy | nDCG@10 | " + " | ".join(domains) + " |", "|" + "---|" * (2 + len(domains))]  # fmt: skip
+        for r in dr["rows"]:
+            out.append(
+                f"| {r['strategy']} | {r['metrics']['ndcg@10']:.4f} | "
+                + " | ".join(f"{r['domains'][d]:.4f}" for d in domains)
+                + " |"
+            )
+    out += ["", f"![fusion benchmark](benchmarks/results/{res['plot']})", ""]
+    return "\n".join(out)
+
+
+RENDERERS: dict[str, Callable[[dict], str]] = {
+    "baselines": render_baselines,
+    "upgrade": render_upgrade,
+    "fusion": render_fusion,
+}
+ORDER = ["baselines", "upgrade", "fusion"]
 
 
 def main(argv: list[str] | None = None) -> int:

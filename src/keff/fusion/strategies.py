@@ -118,6 +118,8 @@ def per_index_strategies(
     for est in estimators:
         var = _var(members, est, "test")
         out[f"P:kalman-{est}"] = (weighted_scores(St, precision_weights(var)), {})
+        if est == "constant":
+            continue  # routing on equal variances would just pick the first specialist
         chosen = np.argmin(var, axis=0)
         out[f"P:route-{est}"] = (
             St[chosen, np.arange(St.shape[1])],
