@@ -45,9 +45,14 @@ def evaluate_all(members: list[Member], judge_val: Judge, judge_test: Judge, *, 
             for m in members]  # fmt: skip
     frame_dim = members[0].frame["docs"].shape[1]
     same_dim = [m for m in members if m.own["docs"].shape[1] == frame_dim]
+    tuned = [m for m in members if m.specialist.domain is not None]
     families = [
         ("fused index", lambda: fused_index_strategies(members, list(ESTIMATORS), gate)),
         ("fused index", lambda: {"F:unaligned mean (same-dim specialists)": unaligned_mean(same_dim)}),
+        ("fused index", lambda: {
+            "F:mean, fine-tuned specialists only (aligned)": (fused_mean(tuned), {}),
+            "F:mean, fine-tuned specialists only (unaligned)": unaligned_mean(tuned),
+        } if len(tuned) > 1 else {}),
         ("per-specialist indexes", lambda: per_index_strategies(
             members, list(ESTIMATORS), gate, judge_val, router=[m.name for m in members].index(router))),
         ("ceiling", lambda: {"oracle routing (uses test labels)": oracle_routing(members, judge_test)}),

@@ -41,6 +41,7 @@ SPECIALISTS = (
     Plan("minilm", encoder="minilm"),
     Plan("mpnet", encoder="mpnet"),
     Plan("minilm-l3-onnx", encoder="minilm-l3-onnx"),
+    Plan("minilm-int8-onnx", encoder="minilm-int8-onnx"),
     Plan("ft-scifact", finetune="scifact"),
     Plan("ft-medquad", finetune="medquad"),
     Plan("ft-skills", finetune="skills"),
