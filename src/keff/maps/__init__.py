@@ -3,6 +3,7 @@
 from keff.maps.affine import Affine
 from keff.maps.base import MAP_TYPES, Map, load_map, register_map
 from keff.maps.chain import MapChain, chain
+from keff.maps.cluster_routed import ClusterRouted, routed_throughput
 from keff.maps.low_rank import LowRankAffine
 from keff.maps.procrustes import Procrustes
 from keff.maps.report import AlignmentReport, alignment_report, per_text_cosine
@@ -12,6 +13,7 @@ __all__ = [
     "MAP_TYPES",
     "Affine",
     "AlignmentReport",
+    "ClusterRouted",
     "LowRankAffine",
     "Map",
     "MapChain",
@@ -22,4 +24,5 @@ __all__ = [
     "load_map",
     "per_text_cosine",
     "register_map",
+    "routed_throughput",
 ]

@@ -1,0 +1,327 @@
+"""Cluster-routed query->answer map: one small subspace map per cluster of answers.
+
+Answers are clustered by spherical k-means; each cluster gets a map that is the identity outside
+its data subspace (plus a translation); a query is routed to a few clusters and its output is
+the routing-weighted sum of their maps. Unlike the attempt this replaces (dense 768 x 768
+rotations on ~15 pairs each, translation dropped, question-space centroids), each map moves only
+the directions its pairs determine, keeps the translation, and routes on answer-space centroids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from keff.errors import FormatError, KeffError
+from keff.maps.base import Map, as_matrix, register_map
+from keff.maps.kmeans import normalise_rows, resolve_n_clusters, spherical_kmeans, unit_rows
+from keff.maps.procrustes import check_flag
+from keff.maps.routing import (
+    centroid_routing,
+    check_temperature,
+    question_routing,
+    routing_entropy,
+    top_k_renormalise,
+)
+from keff.progress import progress_bar
+
+ROUTINGS = ("centroid", "question")
+#: Smallest importance p_i kept, so that log p_i stays finite for a perfectly uniform router.
+P_FLOOR = 1e-6
+#: Subspace directions with singular value below this fraction of the largest are dropped.
+RANK_TOL = 1e-6
+KMEANS_MAX_ITER, KMEANS_TOL = 100, 1e-6
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise KeffError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def fit_subspace_map(
+    Xq: np.ndarray, Ya: np.ndarray, rank: int, alpha: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One cluster's map ``x -> x + ((x - mu_q) @ U) @ (R - I) @ U.T + t``.
+
+    ``U`` holds the top principal directions of the cluster's centred questions and centred
+    answers stacked (``r = min(rank, m - 1)`` of them; directions with singular value below
+    ``RANK_TOL`` times the largest are dropped; the rest of the columns are zero). ``R``
+    maximises ``trace(R^T (Qc^T Ac + alpha * e * I))`` over orthogonal matrices, where ``Qc``,
+    ``Ac`` are the centred coordinates in ``U`` and ``e`` their mean energy per direction: the
+    Procrustes least-squares fit plus ``alpha * e * ||R - I||^2``, which keeps directions the
+    pairs do not determine unrotated. ``t = mu_a - mu_q``.
+
+    Parameters
+    ----------
+    Xq, Ya : ndarray, shape (m, d)
+        The cluster's questions and answers (m may be 0 or 1: then ``U = 0``, ``R = I``).
+    rank : int
+    alpha : float
+
+    Returns
+    -------
+    U : (d, rank), R : (rank, rank), mu_q : (d,), t : (d,), all float64
+    """
+    m, d = Xq.shape
+    U, R = np.zeros((d, rank)), np.eye(rank)
+    if m == 0:
+        return U, R, np.zeros(d), np.zeros(d)
+    mu_q, mu_a = Xq.mean(axis=0), Ya.mean(axis=0)
+    Qc, Ac = Xq - mu_q, Ya - mu_a
+    _, s, Vt = np.linalg.svd(np.vstack([Qc, Ac]), full_matrices=False)
+    r = min(rank, m - 1, int((s > RANK_TOL * s[0]).sum()) if s[0] > 0 else 0)
+    if r > 0:
+        B = Vt[:r].T
+        Qs, As = Qc @ B, Ac @ B
+        energy = ((Qs**2).sum() + (As**2).sum()) / (2 * r)
+        u, _, vt = np.linalg.svd(Qs.T @ As + alpha * energy * np.eye(r))
+        U[:, :r], R[:r, :r] = B, u @ vt
+    return U, R, mu_q, mu_a - mu_q
+
+
+@register_map
+class ClusterRouted(Map):
+    """Per-cluster subspace maps over answer clusters, mixed by query routing.
+
+    ``transform(X)[i] = sum_j w_ij * map_{c_ij}(X[i])`` over the clusters ``c_ij`` and weights
+    ``w_ij`` of :meth:`route`; one loop over clusters (never over queries) applies each map to
+    the rows routed to it. The output is not normalised (callers normalise).
+
+    Parameters
+    ----------
+    n_clusters : int or {"effective_rank", "sqrt"}, default "effective_rank"
+        K. "effective_rank": ``floor((sum s)^2 / sum s^2)`` over the singular values of the
+        answers Y as given (NOT centred); "sqrt": ``floor(sqrt(n))``. Clamped to ``[1, n // 2]``.
+    rank : int, default 16
+        Subspace dimension r of every cluster map (capped at d; fewer pairs give zero columns).
+    routing : {"centroid", "question"}, default "centroid"
+        "centroid": ``softmax(cos(query, centroid_k) / temperature)``. "question": softmax over
+        the cosines to the ``question_top_n`` nearest training questions (found with
+        :class:`keff.index.ExactIndex`), summed per cluster of each neighbour's pair.
+    temperature : float, default 0.1
+    top_k : int, default 4
+        Clusters kept per query (capped at K); their weights are renormalised to sum to one.
+    question_top_n : int, default 50
+        Neighbours per query for question routing.
+    final_softmax : bool, default False
+        Question routing only: ``softmax(log mass / temperature)`` over clusters before top-k.
+    importance : bool, default False
+        Question routing only: weight training question i's softmax term by
+        ``p_i = 1 - H_i / log K`` (``H_i``: entropy of its own centroid routing; floored at
+        ``P_FLOOR``; computed once at fit time), so sharply routed questions count more.
+    alpha : float, default 1e-3
+        Shrinks every cluster rotation toward the identity (see :func:`fit_subspace_map`).
+    seed : int, default 0
+        Seeds k-means++.
+
+    Attributes
+    ----------
+    centroids_ : (K, d) float32, unit rows in answer space
+    U_ : (K, d, r) float32; R_ : (K, r, r) float32; mu_q_, t_ : (K, d) float32
+    cluster_sizes_ : (K,) int64, training pairs per cluster
+    questions_ : (n_train, d) float32 unit rows, labels_ : (n_train,) int64 (question routing)
+    p_ : (n_train,) float32 (importance)
+    n_clusters_ : int
+    """
+
+    _state = ("centroids_", "U_", "R_", "mu_q_", "t_", "cluster_sizes_")
+    _scalars = ("n_clusters_",)
+
+    def __init__(
+        self,
+        n_clusters: int | str = "effective_rank",
+        rank: int = 16,
+        routing: str = "centroid",
+        temperature: float = 0.1,
+        top_k: int = 4,
+        question_top_n: int = 50,
+        final_softmax: bool = False,
+        importance: bool = False,
+        alpha: float = 1e-3,
+        seed: int = 0,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.rank = rank
+        self.routing = routing
+        self.temperature = temperature
+        self.top_k = top_k
+        self.question_top_n = question_top_n
+        self.final_softmax = final_softmax
+        self.importance = importance
+        self.alpha = alpha
+        self.seed = seed
+
+    # -- parameters ----------------------------------------------------------------------
+    def _routing_mode(self) -> str:
+        if self.routing not in ROUTINGS:
+            raise KeffError(f"routing must be one of {ROUTINGS}; got {self.routing!r}")
+        question_only = [n for n in ("final_softmax", "importance") if check_flag(n, getattr(self, n))]
+        if self.routing == "centroid" and question_only:
+            raise KeffError(f"{', '.join(question_only)} apply to routing='question' only")
+        check_temperature(self.temperature)
+        _check_int("top_k", self.top_k, 1)
+        _check_int("question_top_n", self.question_top_n, 1)
+        return self.routing
+
+    def _routing_state(self) -> tuple[str, ...]:
+        if self.routing != "question":
+            return ()
+        return ("questions_", "labels_", "p_") if self.importance else ("questions_", "labels_")
+
+    # -- fitting -------------------------------------------------------------------------
+    def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
+        routing = self._routing_mode()
+        rank = _check_int("rank", self.rank, 1)
+        _check_int("seed", self.seed, 0)
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha >= 0:
+            raise KeffError(f"alpha must be a number >= 0; got {self.alpha!r}")
+        if X.shape[1] != Y.shape[1]:
+            raise KeffError(f"questions and answers must share one space; got {X.shape[1]}-d and {Y.shape[1]}-d")
+        n, d = X.shape
+        K = resolve_n_clusters(self.n_clusters, Y)
+        km = spherical_kmeans(Y, K, seed=int(self.seed), max_iter=KMEANS_MAX_ITER, tol=KMEANS_TOL)
+        r = min(rank, d)
+        U, R = np.zeros((K, d, r), np.float32), np.zeros((K, r, r), np.float32)
+        mu_q, t = np.zeros((K, d), np.float32), np.zeros((K, d), np.float32)
+        X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+        with progress_bar("fitting cluster maps", total=K) as bar:
+            for k in range(K):
+                rows = km.labels == k
+                U[k], R[k], mu_q[k], t[k] = fit_subspace_map(X64[rows], Y64[rows], r, float(self.alpha))
+                bar.advance(1)
+        self.centroids_, self.U_, self.R_, self.mu_q_, self.t_ = km.centroids, U, R, mu_q, t
+        self.cluster_sizes_ = np.bincount(km.labels, minlength=K).astype(np.int64)
+        self.n_clusters_ = int(K)
+        self._clear_cache()
+        if routing == "question":
+            self.questions_, self.labels_ = unit_rows(X, "X"), km.labels.astype(np.int64)
+            if self.importance:
+                self.p_ = self._importance(self.questions_)
+
+    def _importance(self, Q_unit: np.ndarray) -> np.ndarray:
+        K = self.centroids_.shape[0]
+        if K == 1:
+            return np.ones(Q_unit.shape[0], np.float32)
+        H = routing_entropy(centroid_routing(Q_unit, self.centroids_, float(self.temperature)))
+        return np.clip(1.0 - H / np.log(K), P_FLOOR, 1.0).astype(np.float32)
+
+    # -- routing and applying --------------------------------------------------------------
+    def route(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Clusters and weights for every row of ``X``.
+
+        Parameters
+        ----------
+        X : array, shape (n, d)
+            Queries (any non-zero norm: routing uses cosines).
+
+        Returns
+        -------
+        ids : ndarray, shape (n, min(top_k, K)), int64
+        weights : ndarray, shape (n, min(top_k, K)), float32
+            Each row sums to one.
+        """
+        self._check_fitted()
+        X = as_matrix(X)
+        if X.shape[1] != self.source_dim_:
+            raise KeffError(f"ClusterRouted was fitted on {self.source_dim_}-d input; got {X.shape[1]}-d")
+        return self._route(X)
+
+    def _route(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        routing, T = self._routing_mode(), float(self.temperature)
+        Xu = normalise_rows(X, "X")
+        if routing == "centroid":
+            mass = centroid_routing(Xu, self.centroids_, T)
+        else:
+            if self._index is None:
+                from keff.index import ExactIndex
+
+                self._index = ExactIndex(self.questions_)
+            sims, nb = self._index.search(Xu, int(self.question_top_n))
+            log_p = np.log(self.p_) if self.importance else None
+            mass = question_routing(
+                sims, nb, self.labels_, len(self.centroids_), T, log_prior=log_p, final_softmax=self.final_softmax
+            )
+        return top_k_renormalise(mass, int(self.top_k))
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        ids, weights = self._route(X)
+        delta, offset = self._factors()
+        k = ids.shape[1]
+        flat_w = weights.ravel()
+        keep = np.flatnonzero(flat_w > 0)
+        order = keep[np.argsort(ids.ravel()[keep], kind="stable")]
+        clusters = ids.ravel()[order]
+        rows, w = order // k, flat_w[order][:, None]
+        bounds = np.searchsorted(clusters, np.arange(len(self.centroids_) + 1))
+        out = X.copy()  # the weights sum to one, so sum_k w_k (x + delta_k(x)) = x + sum_k w_k delta_k(x)
+        for c in np.flatnonzero(np.diff(bounds)):
+            lo, hi = bounds[c], bounds[c + 1]
+            sel = rows[lo:hi]  # a query picks a cluster at most once: no repeated rows here
+            out[sel] += w[lo:hi] * ((X[sel] @ self.U_[c]) @ delta[c] + offset[c])
+        return out
+
+    def _factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Cached ``D_k = (R_k - I) U_k^T`` (K, r, d) and ``o_k = t_k - (mu_q_k U_k) D_k`` (K, d)."""
+        if self._delta is None:
+            r = self.R_.shape[1]
+            D = np.matmul(self.R_.astype(np.float64) - np.eye(r), np.swapaxes(self.U_, 1, 2).astype(np.float64))
+            proj = np.einsum("kd,kdr->kr", self.mu_q_.astype(np.float64), self.U_.astype(np.float64))
+            self._delta = D.astype(np.float32)
+            self._offset = (self.t_ - np.einsum("kr,krd->kd", proj, D)).astype(np.float32)
+        return self._delta, self._offset
+
+    def _clear_cache(self) -> None:
+        self._delta = self._offset = self._index = None
+
+    # -- size and persistence ------------------------------------------------------------
+    @property
+    def nbytes_(self) -> int:
+        """Bytes of every saved array (cluster maps, centroids, training questions if any)."""
+        return int(sum(a.nbytes for a in self.get_state().values()))
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        state = super().get_state()
+        state.update({name: np.asarray(getattr(self, name)) for name in self._routing_state()})
+        return state
+
+    def set_state(self, arrays: dict[str, np.ndarray], source_dim: int, target_dim: int) -> ClusterRouted:
+        self._routing_mode()
+        extra = self._routing_state()
+        missing = [name for name in extra if name not in arrays]
+        if missing:
+            raise FormatError(f"ClusterRouted(routing={self.routing!r}) state lacks arrays {missing}")
+        super().set_state(arrays, source_dim, target_dim)
+        for name in extra:
+            setattr(self, name, arrays[name])
+        self._check_shapes()
+        self._clear_cache()
+        return self
+
+    def _check_shapes(self) -> None:
+        K, d = self.centroids_.shape
+        r = self.U_.shape[2] if self.U_.ndim == 3 else -1
+        want = {"U_": (K, d, r), "R_": (K, r, r), "mu_q_": (K, d), "t_": (K, d), "cluster_sizes_": (K,)}
+        n = self.questions_.shape[0] if "questions_" in self._routing_state() else 0
+        want.update({"questions_": (n, d), "labels_": (n,), "p_": (n,)})
+        for name in ("U_", "R_", "mu_q_", "t_", "cluster_sizes_", *self._routing_state()):
+            shape = getattr(self, name).shape
+            if shape != want[name]:
+                raise FormatError(f"ClusterRouted array {name} has shape {shape}, expected {want[name]}")
+        if d != self.source_dim_ or self.target_dim_ != d:
+            claim = f"{self.source_dim_} -> {self.target_dim_}"
+            raise FormatError(f"ClusterRouted arrays are {d}-d but the map claims {claim}")
+        if n and (self.labels_.min() < 0 or self.labels_.max() >= K):
+            raise FormatError(f"ClusterRouted labels_ must lie in [0, {K})")
+
+
+def routed_throughput(model: ClusterRouted, X: Any, repeats: int = 5) -> float:
+    """Queries per second of ``model.transform`` (routing + projection) on the batch ``X``.
+
+    The median of ``repeats`` timed calls after one warm-up call (which also builds cached
+    factors and, for question routing, the index). A benchmark helper, not a test assertion.
+    """
+    from keff.eval.latency import measure_batch_throughput
+
+    return float(measure_batch_throughput(model.transform, as_matrix(X), repeats=repeats)["queries_per_s"])
