@@ -4,6 +4,7 @@ from keff.maps.affine import Affine
 from keff.maps.base import MAP_TYPES, Map, load_map, register_map
 from keff.maps.chain import MapChain, chain
 from keff.maps.cluster_routed import ClusterRouted, routed_throughput
+from keff.maps.contrastive import ContrastiveMap
 from keff.maps.low_rank import LowRankAffine
 from keff.maps.procrustes import Procrustes
 from keff.maps.report import AlignmentReport, alignment_report, per_text_cosine
@@ -14,6 +15,7 @@ __all__ = [
     "Affine",
     "AlignmentReport",
     "ClusterRouted",
+    "ContrastiveMap",
     "LowRankAffine",
     "Map",
     "MapChain",

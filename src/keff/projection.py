@@ -1,0 +1,144 @@
+"""Query-to-answer projection: maps learned from (question, answer) pairs, applied to queries.
+
+Questions and their answers sit at different places in embedding space. A map fitted on pairs
+moves a question toward its answer before the answer index is searched; the index itself is not
+rebuilt. This module names the projection methods keff compares, distils a small student from a
+routed teacher, and runs the grouped K-fold protocol: every question is scored exactly once,
+by maps fitted on folds that hold none of its group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from keff.encoders.base import l2_normalize
+from keff.errors import KeffError
+from keff.eval import QA_METRICS, evaluate_retrieval
+from keff.maps import Affine, ContrastiveMap, LowRankAffine, Map, Procrustes, ResidualMLP
+from keff.maps.cluster_routed import ClusterRouted
+
+#: Method name -> factory of an unfitted map (None: the untouched encoder).
+METHODS: dict[str, Any] = {
+    "identity": None,
+    "procrustes": lambda seed: Procrustes(center=True, scale=True),
+    "affine": lambda seed: Affine(),
+    "lowrank": lambda seed: LowRankAffine(rank=64, base="identity"),
+    "routed-centroid": lambda seed: ClusterRouted(routing="centroid", seed=seed),
+    "routed-question": lambda seed: ClusterRouted(routing="question", seed=seed),
+    "contrastive": lambda seed: ContrastiveMap(seed=seed),
+}
+STUDENT = "student (distilled from routed-centroid)"
+
+
+def make_projection(method: str, *, seed: int = 0) -> Map | None:
+    """An unfitted projection map by method name (None for ``identity``)."""
+    if method not in METHODS:
+        raise KeffError(f"unknown projection method {method!r} (choose from {', '.join(METHODS)})")
+    factory = METHODS[method]
+    return None if factory is None else factory(seed)
+
+
+def distill_student(teacher: Map, X: np.ndarray, *, hidden: int = 1024, seed: int = 0) -> ResidualMLP:
+    """A residual MLP (identity at start) trained to reproduce ``teacher`` on questions ``X``.
+
+    The targets are the teacher's normalised outputs; the loss is cosine; 10% of ``X`` is held
+    out for early stopping (the student's own ``val_frac``).
+    """
+    targets = l2_normalize(teacher.transform(X))
+    return ResidualMLP(hidden=hidden, base="identity", loss="cosine", seed=seed).fit(X, targets)
+
+
+def fit_projection(m: Map, X: np.ndarray, Y: np.ndarray, groups: np.ndarray) -> Map:
+    """Fit a projection map on pairs; maps trained against other answers also get the groups."""
+    return m.fit(X, Y, groups=groups) if isinstance(m, ContrastiveMap) else m.fit(X, Y)
+
+
+def n_parameters(m: Map) -> int:
+    """Number of stored numbers of a fitted map (its parameters)."""
+    return int(sum(np.asarray(a).size for a in m.get_state().values()))
+
+
+@dataclass
+class FoldOutcome:
+    """Per-query metric values of one method over all folds, and side measurements."""
+
+    per_query: dict[str, dict[str, float]]  # metric -> qid -> value
+    extra: dict[str, list[float]]
+
+
+def project(m: Map | None, Q: np.ndarray) -> np.ndarray:
+    """Queries mapped (or not) and L2-normalised for cosine search."""
+    return Q if m is None else l2_normalize(m.transform(Q))
+
+
+def kfold_projection(
+    Q: np.ndarray,
+    A: np.ndarray,
+    pool: np.ndarray,
+    query_ids: Sequence[str],
+    pool_ids: Sequence[str],
+    qrels: dict[str, dict[str, int]],
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    groups: np.ndarray,
+    *,
+    methods: Sequence[str],
+    student: bool = True,
+    metrics: Sequence[str] = QA_METRICS,
+    seed: int = 0,
+    log=None,
+) -> dict[str, FoldOutcome]:
+    """Fit every method on each fold's training pairs and score its held-out questions.
+
+    Parameters
+    ----------
+    Q, A : ndarray, shape (n, d)
+        Question and answer vectors of every pair (row i is pair i).
+    pool : ndarray, shape (m, d)
+        The answer index (every distinct answer); never refitted.
+    query_ids : sequence of str, length n
+        Query id of each pair, as in ``qrels``.
+    pool_ids : sequence of str, length m
+    qrels : dict
+        Group-level judgements of every query against the pool.
+    folds : list of (train_rows, test_rows)
+        Grouped folds; the test parts partition the pairs.
+    groups : ndarray, shape (n,)
+        Group of each pair (used by maps trained against other answers).
+    """
+    outcomes = {
+        name: FoldOutcome({mt: {} for mt in metrics}, {}) for name in [*methods, *([STUDENT] if student else [])]
+    }
+    for f, (train, test) in enumerate(folds):
+        test_ids = [query_ids[i] for i in test]
+        fold_qrels = {q: qrels[q] for q in test_ids}
+        fitted = {}
+        for name in methods:
+            m = make_projection(name, seed=seed)
+            fitted[name] = None if m is None else fit_projection(m, Q[train], A[train], groups[train])
+        if student:
+            fitted[STUDENT] = distill_student(fitted["routed-centroid"], Q[train], seed=seed)
+            teacher_out = project(fitted["routed-centroid"], Q[test])
+            cos = np.sum(project(fitted[STUDENT], Q[test]) * teacher_out, axis=1)
+            outcomes[STUDENT].extra.setdefault("cosine_to_teacher", []).extend(cos.tolist())
+            outcomes[STUDENT].extra.setdefault("parameters", []).append(n_parameters(fitted[STUDENT]))
+        for name, m in fitted.items():
+            res = evaluate_retrieval(
+                project(m, Q[test]),
+                pool,
+                test_ids,
+                pool_ids,
+                fold_qrels,
+                system=name,
+                dataset="fold",
+                metrics=tuple(metrics),
+                latency_queries=0,
+            )
+            for mt in metrics:
+                outcomes[name].per_query[mt].update(res.per_query[mt])
+        if log:
+            log(f"  fold {f + 1}/{len(folds)} done ({len(test)} questions)")
+    return outcomes
