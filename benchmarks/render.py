@@ -107,6 +107,9 @@ def render_baselines(res: dict) -> str:
         ]
         if sel[0].get("sample"):
             out += [f"Sample: {sel[0]['sample']}.", ""]
+        for sk in res.get("skipped", []):
+            if sk["task"] == task:
+                out += [f"Not run on this set: {sk['system']} ({sk['why']}).", ""]
         rows = [
             [
                 r["system"],
