@@ -25,14 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from keff.atomic import atomic_path, atomic_write_text
-from keff.data import grouped_kfold, load_beir, load_qa, qa_retrieval_task
+from keff.data import load_beir
 from keff.encoders import get_encoder
-from keff.eval import QA_METRICS, run_metadata
-from keff.eval.significance import paired_bootstrap_ci, randomization_test
+from keff.eval import run_metadata
 from keff.maps.cluster_routed import ClusterRouted
 from keff.paths import find_shared_data
-from keff.projection import METHODS, STUDENT, kfold_projection, n_parameters
-from keff.tasks import sample_groups
+from keff.projection import METHODS, STUDENT, kfold_projection, n_parameters, qa_setup, summarise
 
 HERE = Path(__file__).resolve().parent
 BEIR_METRICS = ("ndcg@10", "mrr@10", "recall@100")
@@ -40,42 +38,6 @@ BEIR_METRICS = ("ndcg@10", "mrr@10", "recall@100")
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def qa_setup(data: Path, preset: str, encoder: str, sample_groups_n: int | None, seed: int) -> dict:
-    """Vectors, pool, qrels and grouped folds of one Q/A set (optionally a seeded group sample)."""
-    pairs = load_qa(data / "qa" / f"{'skills_qa' if preset == 'skills' else preset}.jsonl", preset=preset)
-    rows = (
-        np.arange(len(pairs.ids))
-        if sample_groups_n is None
-        else sample_groups(pairs.groups, sample_groups_n, seed=seed)
-    )
-    task = qa_retrieval_task(pairs, query_rows=rows, pool_rows=rows)
-    enc = get_encoder(encoder)
-    log(f"encoding {preset} ({len(rows)} pairs, {len(task.pool_ids)} answers) with {encoder} (cached vectors reused)")
-    Q = enc.encode(task.query_texts, kind="query")
-    A = enc.encode([pairs.answers[i] for i in rows], kind="doc")
-    pool = enc.encode(task.pool_texts, kind="doc")
-    groups = pairs.groups[rows]
-    folds = grouped_kfold(groups, 5, seed=seed)
-    note = (
-        None
-        if sample_groups_n is None
-        else f"seeded sample of {sample_groups_n} groups ({len(rows)} pairs, seed {seed})"
-    )
-    return {
-        "Q": Q,
-        "A": A,
-        "pool": pool,
-        "query_ids": task.query_ids,
-        "pool_ids": task.pool_ids,
-        "qrels": task.qrels,
-        "folds": folds,
-        "groups": groups,
-        "metrics": QA_METRICS,
-        "note": note,
-        "fingerprint": enc.fingerprint,
-    }
 
 
 def scifact_setup(data: Path, encoder: str) -> dict:
@@ -111,30 +73,10 @@ def scifact_setup(data: Path, encoder: str) -> dict:
     }
 
 
-def summarise(outcomes: dict, metrics, seed: int) -> list[dict]:
-    """Mean and bootstrap CI of every metric per method, and the paired difference to identity."""
-    rows = []
-    base = outcomes["identity"].per_query
-    for name, out in outcomes.items():
-        row = {"method": name, "metrics": {}}
-        for mt in metrics:
-            qids = sorted(base[mt])
-            a = np.array([out.per_query[mt][q] for q in qids])
-            b = np.array([base[mt][q] for q in qids])
-            _, lo, hi = paired_bootstrap_ci(a, np.zeros_like(a), seed=seed)
-            diff, dlo, dhi = paired_bootstrap_ci(a, b, seed=seed)
-            p = randomization_test(a, b, seed=seed) if name != "identity" else 1.0
-            row["metrics"][mt] = {"mean": float(a.mean()), "ci": [lo, hi], "diff": diff, "diff_ci": [dlo, dhi], "p": p}
-        row["n_queries"] = len(base[metrics[0]])
-        row.update({k: float(np.mean(v)) for k, v in out.extra.items()})
-        rows.append(row)
-    return rows
-
-
 def throughput(data: Path, args) -> dict:
     """A routed model with K=124 on 768-d skills vectors: size, and routing + projection speed
     with centroid and per-question routing, interleaved in one run."""
-    s = qa_setup(data, "skills", "mpnet", None, args.seed)
+    s = qa_setup(data, "skills", "mpnet", None, args.seed, log=log)
     X = np.ascontiguousarray(np.resize(s["Q"], (args.throughput_batch, s["Q"].shape[1])), dtype=np.float32)
     models = {
         r: ClusterRouted(n_clusters=124, routing=r, seed=args.seed).fit(s["Q"], s["A"])
@@ -218,7 +160,7 @@ def main(argv=None) -> int:
         s = (
             scifact_setup(data, encoder)
             if dataset == "scifact"
-            else qa_setup(data, dataset, encoder, groups, args.seed)
+            else qa_setup(data, dataset, encoder, groups, args.seed, log=log)
         )
         log(f"{dataset} / {encoder}: {len(s['folds'])} fold(s)")
         outcomes = kfold_projection(
@@ -247,7 +189,7 @@ def main(argv=None) -> int:
             }
         )
     sizes = {}
-    s = qa_setup(data, "skills", "mpnet", None, args.seed)
+    s = qa_setup(data, "skills", "mpnet", None, args.seed, log=log)
     for name in ("routed-centroid", "routed-question"):
         m = METHODS[name](args.seed).fit(s["Q"], s["A"])
         sizes[name] = {"n_clusters": int(m.n_clusters_), "megabytes": m.nbytes_ / 1e6, "parameters": n_parameters(m)}

@@ -12,7 +12,7 @@ def test_import_keff_and_core_modules_stays_light():
     code = (
         "import sys\n"
         "import keff, keff.data, keff.eval, keff.index, keff.encoders, keff.tasks, keff.precomputed\n"
-        "import keff.cli, keff.maps, keff.alignment, keff.sef, keff.uncertainty\n"
+        "import keff.cli, keff.maps, keff.alignment, keff.sef, keff.uncertainty, keff.fusion, keff.projection\n"
         f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from keff.data import grouped_kfold, load_qa, qa_retrieval_task
+from keff.encoders import get_encoder
 from keff.encoders.base import l2_normalize
 from keff.errors import KeffError
 from keff.eval import QA_METRICS, evaluate_retrieval
+from keff.eval.significance import paired_bootstrap_ci, randomization_test
 from keff.maps import Affine, ContrastiveMap, LowRankAffine, Map, Procrustes, ResidualMLP
 from keff.maps.cluster_routed import ClusterRouted
+from keff.tasks import sample_groups
 
 #: Method name -> factory of an unfitted map (None: the untouched encoder).
 METHODS: dict[str, Any] = {
@@ -142,3 +147,59 @@ def kfold_projection(
         if log:
             log(f"  fold {f + 1}/{len(folds)} done ({len(test)} questions)")
     return outcomes
+
+
+def qa_setup(data: Path, preset: str, encoder: str, sample_groups_n: int | None, seed: int, *, log=print) -> dict:
+    """Vectors, pool, qrels and grouped folds of one Q/A set (optionally a seeded group sample)."""
+    pairs = load_qa(data / "qa" / f"{'skills_qa' if preset == 'skills' else preset}.jsonl", preset=preset)
+    rows = (
+        np.arange(len(pairs.ids))
+        if sample_groups_n is None
+        else sample_groups(pairs.groups, sample_groups_n, seed=seed)
+    )
+    task = qa_retrieval_task(pairs, query_rows=rows, pool_rows=rows)
+    enc = get_encoder(encoder)
+    log(f"encoding {preset} ({len(rows)} pairs, {len(task.pool_ids)} answers) with {encoder} (cached vectors reused)")
+    Q = enc.encode(task.query_texts, kind="query")
+    A = enc.encode([pairs.answers[i] for i in rows], kind="doc")
+    pool = enc.encode(task.pool_texts, kind="doc")
+    groups = pairs.groups[rows]
+    folds = grouped_kfold(groups, 5, seed=seed)
+    note = (
+        None
+        if sample_groups_n is None
+        else f"seeded sample of {sample_groups_n} groups ({len(rows)} pairs, seed {seed})"
+    )
+    return {
+        "Q": Q,
+        "A": A,
+        "pool": pool,
+        "query_ids": task.query_ids,
+        "pool_ids": task.pool_ids,
+        "qrels": task.qrels,
+        "folds": folds,
+        "groups": groups,
+        "metrics": QA_METRICS,
+        "note": note,
+        "fingerprint": enc.fingerprint,
+    }
+
+
+def summarise(outcomes: dict, metrics, seed: int) -> list[dict]:
+    """Mean and bootstrap CI of every metric per method, and the paired difference to identity."""
+    rows = []
+    base = outcomes["identity"].per_query
+    for name, out in outcomes.items():
+        row = {"method": name, "metrics": {}}
+        for mt in metrics:
+            qids = sorted(base[mt])
+            a = np.array([out.per_query[mt][q] for q in qids])
+            b = np.array([base[mt][q] for q in qids])
+            _, lo, hi = paired_bootstrap_ci(a, np.zeros_like(a), seed=seed)
+            diff, dlo, dhi = paired_bootstrap_ci(a, b, seed=seed)
+            p = randomization_test(a, b, seed=seed) if name != "identity" else 1.0
+            row["metrics"][mt] = {"mean": float(a.mean()), "ci": [lo, hi], "diff": diff, "diff_ci": [dlo, dhi], "p": p}
+        row["n_queries"] = len(base[metrics[0]])
+        row.update({k: float(np.mean(v)) for k, v in out.extra.items()})
+        rows.append(row)
+    return rows

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from keff.cli import align_cmd, data_cmd, demo_cmd, eval_cmd, fuse_cmd, models_cmd
+from keff.cli import align_cmd, data_cmd, demo_cmd, eval_cmd, fuse_cmd, models_cmd, project_cmd
 from keff.errors import KeffError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(align_cmd.app, name="align")
 app.add_typer(fuse_cmd.app, name="fuse")
+app.add_typer(project_cmd.app, name="project")
 app.command("search")(fuse_cmd.search_command)
 
 
