@@ -30,7 +30,7 @@ from keff.encoders import get_encoder
 from keff.eval import run_metadata
 from keff.maps.cluster_routed import ClusterRouted
 from keff.paths import find_shared_data
-from keff.projection import METHODS, STUDENT, kfold_projection, n_parameters, qa_setup, summarise
+from keff.projection import METHODS, STUDENT, ProjectionSetup, kfold_projection, n_parameters, qa_setup, summarise
 
 HERE = Path(__file__).resolve().parent
 BEIR_METRICS = ("ndcg@10", "mrr@10", "recall@100")
@@ -40,7 +40,7 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def scifact_setup(data: Path, encoder: str) -> dict:
+def scifact_setup(data: Path, encoder: str) -> ProjectionSetup:
     """SciFact as one fold: train pairs (claim, relevant abstract) fit, test claims evaluate."""
     ds = load_beir(data / "beir" / "scifact")
     enc = get_encoder(encoder)
@@ -58,29 +58,17 @@ def scifact_setup(data: Path, encoder: str) -> dict:
     claim = {q: i for i, q in enumerate(dict.fromkeys(q for q, _ in train))}
     groups = np.array([claim[q] for q, _ in train] + list(range(len(claim), len(claim) + len(test_ids))))
     note = f"{len(train)} train (claim, abstract) pairs; {len(test_ids)} test claims against all {len(docs)} abstracts"
-    return {
-        "Q": Q,
-        "A": A,
-        "pool": docs,
-        "query_ids": ids,
-        "pool_ids": ds.doc_ids,
-        "qrels": ds.qrels["test"],
-        "folds": [fold],
-        "groups": groups,
-        "metrics": BEIR_METRICS,
-        "note": note,
-        "fingerprint": enc.fingerprint,
-    }
+    return ProjectionSetup(Q, A, docs, ids, ds.doc_ids, ds.qrels["test"], [fold], groups, BEIR_METRICS, note,
+                           enc.fingerprint)  # fmt: skip
 
 
 def throughput(data: Path, args) -> dict:
     """A routed model with K=124 on 768-d skills vectors: size, and routing + projection speed
     with centroid and per-question routing, interleaved in one run."""
     s = qa_setup(data, "skills", "mpnet", None, args.seed, log=log)
-    X = np.ascontiguousarray(np.resize(s["Q"], (args.throughput_batch, s["Q"].shape[1])), dtype=np.float32)
+    X = np.ascontiguousarray(np.resize(s.Q, (args.throughput_batch, s.Q.shape[1])), dtype=np.float32)
     models = {
-        r: ClusterRouted(n_clusters=124, routing=r, seed=args.seed).fit(s["Q"], s["A"])
-        for r in ("centroid", "question")
+        r: ClusterRouted(n_clusters=124, routing=r, seed=args.seed).fit(s.Q, s.A) for r in ("centroid", "question")
     }
     times = {r: [] for r in models}
     for _ in range(args.throughput_repeats):
@@ -162,36 +150,22 @@ def main(argv=None) -> int:
             if dataset == "scifact"
             else qa_setup(data, dataset, encoder, groups, args.seed, log=log)
         )
-        log(f"{dataset} / {encoder}: {len(s['folds'])} fold(s)")
-        outcomes = kfold_projection(
-            s["Q"],
-            s["A"],
-            s["pool"],
-            s["query_ids"],
-            s["pool_ids"],
-            s["qrels"],
-            s["folds"],
-            s["groups"],
-            methods=list(METHODS),
-            student=not args.quick,
-            metrics=s["metrics"],
-            seed=args.seed,
-            log=log,
-        )
+        log(f"{dataset} / {encoder}: {len(s.folds)} fold(s)")
+        outcomes = kfold_projection(s, methods=list(METHODS), student=not args.quick, seed=args.seed, log=log)
         results.append(
             {
                 "dataset": dataset,
                 "encoder": encoder,
-                "note": s["note"],
-                "metrics": list(s["metrics"]),
-                "fingerprint": s["fingerprint"],
-                "rows": summarise(outcomes, s["metrics"], args.seed),
+                "note": s.note,
+                "metrics": list(s.metrics),
+                "fingerprint": s.fingerprint,
+                "rows": summarise(outcomes, s.metrics, args.seed),
             }
         )
     sizes = {}
     s = qa_setup(data, "skills", "mpnet", None, args.seed, log=log)
     for name in ("routed-centroid", "routed-question"):
-        m = METHODS[name](args.seed).fit(s["Q"], s["A"])
+        m = METHODS[name](args.seed).fit(s.Q, s.A)
         sizes[name] = {"n_clusters": int(m.n_clusters_), "megabytes": m.nbytes_ / 1e6, "parameters": n_parameters(m)}
     png = args.out.with_suffix(".png")
     plot(results, png)

@@ -42,7 +42,8 @@ class Estimator:
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable), as scikit-learn's ``get_params``."""
         names = [p for p in inspect.signature(type(self).__init__).parameters if p not in ("self", "args", "kwargs")]
-        return {n: getattr(self, n) for n in names}
+        # JSON has no tuples: report them as lists so save/load gives back equal parameters
+        return {n: list(v) if isinstance(v, tuple) else v for n in names for v in [getattr(self, n)]}
 
     def get_state(self) -> dict[str, np.ndarray]:
         """Fitted arrays by attribute name."""

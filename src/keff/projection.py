@@ -68,6 +68,23 @@ def n_parameters(m: Map) -> int:
 
 
 @dataclass
+class ProjectionSetup:
+    """Everything the K-fold protocol needs: pair vectors, the answer pool, judgements, folds."""
+
+    Q: np.ndarray  # (n, d) question of pair i
+    A: np.ndarray  # (n, d) answer of pair i
+    pool: np.ndarray  # (m, d) every distinct answer: the index searched
+    query_ids: list[str]
+    pool_ids: list[str]
+    qrels: dict[str, dict[str, int]]
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    groups: np.ndarray
+    metrics: tuple[str, ...] = QA_METRICS
+    note: str | None = None
+    fingerprint: str = ""
+
+
+@dataclass
 class FoldOutcome:
     """Per-query metric values of one method over all folds, and side measurements."""
 
@@ -81,39 +98,21 @@ def project(m: Map | None, Q: np.ndarray) -> np.ndarray:
 
 
 def kfold_projection(
-    Q: np.ndarray,
-    A: np.ndarray,
-    pool: np.ndarray,
-    query_ids: Sequence[str],
-    pool_ids: Sequence[str],
-    qrels: dict[str, dict[str, int]],
-    folds: list[tuple[np.ndarray, np.ndarray]],
-    groups: np.ndarray,
+    setup: ProjectionSetup,
     *,
     methods: Sequence[str],
     student: bool = True,
-    metrics: Sequence[str] = QA_METRICS,
     seed: int = 0,
     log=None,
 ) -> dict[str, FoldOutcome]:
     """Fit every method on each fold's training pairs and score its held-out questions.
 
-    Parameters
-    ----------
-    Q, A : ndarray, shape (n, d)
-        Question and answer vectors of every pair (row i is pair i).
-    pool : ndarray, shape (m, d)
-        The answer index (every distinct answer); never refitted.
-    query_ids : sequence of str, length n
-        Query id of each pair, as in ``qrels``.
-    pool_ids : sequence of str, length m
-    qrels : dict
-        Group-level judgements of every query against the pool.
-    folds : list of (train_rows, test_rows)
-        Grouped folds; the test parts partition the pairs.
-    groups : ndarray, shape (n,)
-        Group of each pair (used by maps trained against other answers).
+    Every question is scored once, by maps fitted on the other folds (which hold none of its
+    group); the answer pool is never refitted. ``student`` also distils a residual MLP from the
+    routed-centroid map of each fold and records its cosine to that teacher.
     """
+    Q, A, pool, qrels, groups, metrics = setup.Q, setup.A, setup.pool, setup.qrels, setup.groups, setup.metrics
+    query_ids, pool_ids, folds = setup.query_ids, setup.pool_ids, setup.folds
     outcomes = {
         name: FoldOutcome({mt: {} for mt in metrics}, {}) for name in [*methods, *([STUDENT] if student else [])]
     }
@@ -149,7 +148,9 @@ def kfold_projection(
     return outcomes
 
 
-def qa_setup(data: Path, preset: str, encoder: str, sample_groups_n: int | None, seed: int, *, log=print) -> dict:
+def qa_setup(
+    data: Path, preset: str, encoder: str, sample_groups_n: int | None, seed: int, *, log=print
+) -> ProjectionSetup:
     """Vectors, pool, qrels and grouped folds of one Q/A set (optionally a seeded group sample)."""
     pairs = load_qa(data / "qa" / f"{'skills_qa' if preset == 'skills' else preset}.jsonl", preset=preset)
     rows = (
@@ -170,19 +171,8 @@ def qa_setup(data: Path, preset: str, encoder: str, sample_groups_n: int | None,
         if sample_groups_n is None
         else f"seeded sample of {sample_groups_n} groups ({len(rows)} pairs, seed {seed})"
     )
-    return {
-        "Q": Q,
-        "A": A,
-        "pool": pool,
-        "query_ids": task.query_ids,
-        "pool_ids": task.pool_ids,
-        "qrels": task.qrels,
-        "folds": folds,
-        "groups": groups,
-        "metrics": QA_METRICS,
-        "note": note,
-        "fingerprint": enc.fingerprint,
-    }
+    return ProjectionSetup(Q, A, pool, task.query_ids, task.pool_ids, task.qrels, folds, groups, QA_METRICS, note,
+                           enc.fingerprint)  # fmt: skip
 
 
 def summarise(outcomes: dict, metrics, seed: int) -> list[dict]:

@@ -42,14 +42,14 @@ def fit_command(
     m = make_projection(method, seed=seed)
     if m is None:
         raise typer.BadParameter("identity has nothing to fit")
-    fit_projection(m, s["Q"], s["A"], s["groups"])
+    fit_projection(m, s.Q, s.A, s.groups)
     m.save(
         out_path,
         meta={
-            "encoder": {"name": encoder, "fingerprint": s["fingerprint"]},
+            "encoder": {"name": encoder, "fingerprint": s.fingerprint},
             "pairs": str(path),
             "method": method,
-            "n_pairs": int(len(s["Q"])),
+            "n_pairs": int(len(s.Q)),
             "seed": seed,
         },
     )
@@ -72,31 +72,17 @@ def eval_command(
     path, preset = _pairs_file(pairs)
     s = qa_setup(path.parent.parent, preset, encoder, sample_groups, seed, log=err.print)
     names = ["identity", *[m for m in methods.split(",") if m and m != "identity"]]
-    outcomes = kfold_projection(
-        s["Q"],
-        s["A"],
-        s["pool"],
-        s["query_ids"],
-        s["pool_ids"],
-        s["qrels"],
-        s["folds"],
-        s["groups"],
-        methods=names,
-        student=False,
-        metrics=s["metrics"],
-        seed=seed,
-        log=err.print,
-    )
+    outcomes = kfold_projection(s, methods=names, student=False, seed=seed, log=err.print)
     table = Table(
-        title=f"{preset} / {encoder}: held-out questions of 5 grouped folds" + (f" ({s['note']})" if s["note"] else "")
+        title=f"{preset} / {encoder}: held-out questions of 5 grouped folds" + (f" ({s.note})" if s.note else "")
     )
     table.add_column("method")
-    for mt in s["metrics"]:
+    for mt in s.metrics:
         table.add_column(mt, justify="right")
     table.add_column("Hit@1 vs identity (95% CI)", justify="right")
-    for row in summarise(outcomes, s["metrics"], seed):
+    for row in summarise(outcomes, s.metrics, seed):
         m = row["metrics"]
         d = m["hit@1"]
-        cells = [f"{m[mt]['mean']:.4f}" for mt in s["metrics"]]
+        cells = [f"{m[mt]['mean']:.4f}" for mt in s.metrics]
         table.add_row(row["method"], *cells, f"{d['diff']:+.4f} [{d['diff_ci'][0]:+.4f}, {d['diff_ci'][1]:+.4f}]")
     out.print(table)

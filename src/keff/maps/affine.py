@@ -142,12 +142,6 @@ class Affine(Map):
         self.alpha = alpha
         self.alphas = alphas
 
-    def get_params(self) -> dict[str, Any]:
-        params = super().get_params()
-        if isinstance(params["alphas"], tuple):  # JSON has no tuples: keep save/load symmetric
-            params["alphas"] = list(params["alphas"])
-        return params
-
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
         alpha, grid = check_alpha(self.alpha, self.alphas)
         X64, Y64 = X.astype(np.float64), Y.astype(np.float64)

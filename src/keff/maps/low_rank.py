@@ -85,12 +85,6 @@ class LowRankAffine(Map):
         self.base = base
         self.alphas = alphas
 
-    def get_params(self) -> dict[str, Any]:
-        params = super().get_params()
-        if isinstance(params["alphas"], tuple):  # JSON has no tuples: keep save/load symmetric
-            params["alphas"] = list(params["alphas"])
-        return params
-
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
         if isinstance(self.rank, bool) or not isinstance(self.rank, (int, np.integer)) or self.rank < 1:
             raise KeffError(f"rank must be an integer >= 1; got {self.rank!r}")
