@@ -346,12 +346,73 @@ def render_fusion(res: dict) -> str:
     return "\n".join(out)
 
 
+def render_projection(res: dict) -> str:
+    meta = res["meta"]
+    out = [
+        "## Query-to-answer projection on held-out questions",
+        "",
+        "Produced by `OPENBLAS_NUM_THREADS=1 python benchmarks/projection.py` "
+        f"(seed {meta['seed']}, {meta.get('timestamp_utc', '')}). Q/A sets: grouped 5-fold; maps fitted on four folds' "
+        "(question, answer) pairs, applied to the fifth fold's questions only (the answer index is not rebuilt); "
+        "the pool is every distinct answer and a hit is any answer of the question's group. SciFact: maps fitted on "
+        "the train qrels' (claim, abstract) pairs, evaluated on the test claims. Means with bootstrap 95% CIs; "
+        "`diff` is the paired difference to the untouched encoder (identity) with its CI and randomisation p.",
+        "",
+    ]
+    targets = []
+    for r in res["results"]:
+        metrics = r["metrics"]
+        head = metrics[0]
+        title = f"### {r['dataset']} / {r['encoder']}" + (f" ({r['note']})" if r["note"] else "")
+        out += [title, "", "| method | " + " | ".join(metrics) + f" | {head} diff vs identity | p | notes |",
+                "|" + "---|" * (len(metrics) + 4)]  # fmt: skip
+        for row in r["rows"]:
+            m = row["metrics"]
+            cells = [f"{m[x]['mean']:.4f} [{m[x]['ci'][0]:.3f}, {m[x]['ci'][1]:.3f}]" for x in metrics]
+            d = m[head]
+            notes = []
+            if "cosine_to_teacher" in row:
+                notes.append(f"cosine to teacher {row['cosine_to_teacher']:.4f}; {row['parameters']:,.0f} parameters")
+            out.append(f"| {row['method']} | " + " | ".join(cells) + f" | {d['diff']:+.4f} [{d['diff_ci'][0]:+.4f}, "
+                       f"{d['diff_ci'][1]:+.4f}] | {d['p']:.2g} | {'; '.join(notes)} |")  # fmt: skip
+        out.append("")
+        maps = [row for row in r["rows"] if row["method"] != "identity"]
+        best = max(maps, key=lambda row: row["metrics"][head]["diff"])
+        teacher = next((row for row in maps if row["method"] == "routed-centroid"), None)
+        student = next((row for row in maps if row["method"].startswith("student")), None)
+        gap = None if not (teacher and student) else student["metrics"][head]["mean"] - teacher["metrics"][head]["mean"]
+        targets.append((r, best, gap, student))
+    out += ["### Targets", "", "| set | best map | its diff vs identity (CI) | >= 3 points, CI excludes 0? | "
+            "student - teacher | student parameters |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for r, best, gap, student in targets:
+        d = best["metrics"][r["metrics"][0]]
+        ok = d["diff"] >= 0.03 and d["diff_ci"][0] > 0
+        miss = "yes" if ok else f"no ({(0.03 - d['diff']) * 100:.1f} points short)" if d["diff"] < 0.03 else "no (CI)"
+        gap_txt = "-" if gap is None else f"{gap * 100:+.2f} points"
+        params = "-" if student is None else f"{student['parameters']:,.0f}"
+        out.append(f"| {r['dataset']} / {r['encoder']} | {best['method']} | {d['diff']:+.4f} [{d['diff_ci'][0]:+.4f}, "
+                   f"{d['diff_ci'][1]:+.4f}] | {miss} | {gap_txt} | {params} |")  # fmt: skip
+    sz, tp = res["sizes_skills_mpnet"], res["throughput"]
+    out += ["", "### Routed model size and speed (skills, mpnet 768-d)", ""]
+    for name, info in sz.items():
+        out.append(f"- {name} with K by effective rank = {info['n_clusters']}: {info['megabytes']:.2f} MB, "
+                   f"{info['parameters']:,} stored numbers.")  # fmt: skip
+    out += [f"- K = {tp['n_clusters']}, rank {tp['rank']}: {tp['megabytes_centroid']:.2f} MB (centroid routing), "
+            f"{tp['megabytes_question']:.2f} MB (per-question routing, which also stores the training questions).",
+            f"- Routing + projection of a batch of {tp['batch']:,} queries, one BLAS thread, interleaved in one run: "
+            f"{tp['qps_centroid']:,.0f} queries/s with centroid routing, {tp['qps_question']:,.0f} with per-question "
+            f"routing (cost ratio {tp['question_over_centroid_cost']:.2f}x).", "",
+            f"![projection benchmark](benchmarks/results/{res['plot']})", ""]  # fmt: skip
+    return "\n".join(out)
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "baselines": render_baselines,
     "upgrade": render_upgrade,
     "fusion": render_fusion,
+    "projection": render_projection,
 }
-ORDER = ["baselines", "upgrade", "fusion"]
+ORDER = ["baselines", "upgrade", "fusion", "projection"]
 
 
 def main(argv: list[str] | None = None) -> int:
