@@ -98,3 +98,14 @@ def test_hub_name_loads_from_local_hub_cache(minilm, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["keff-test/tiny-minilm", "384", minilm.fingerprint]
+
+
+def test_read_st_config_new_layout(tmp_path):
+    # sentence-transformers >= 6 writes the max length with the tokenizer and a pooling_mode string
+    (tmp_path / "modules.json").write_text(
+        json.dumps([{"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}])
+    )
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": "mean"}))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 256}))
+    assert read_st_config(tmp_path) == {"max_seq_length": 256, "pooling": ["mean"]}

@@ -42,16 +42,22 @@ def read_st_config(folder: Path) -> dict[str, Any]:
     bert_cfg = folder / "sentence_bert_config.json"
     if bert_cfg.is_file():
         max_len = _read_json(bert_cfg).get("max_seq_length")
+    tok_cfg = folder / "tokenizer_config.json"
+    if max_len is None and tok_cfg.is_file():  # sentence-transformers >= 6 keeps it with the tokenizer
+        max_len = _read_json(tok_cfg).get("model_max_length")
     pooling = None
     for module in _read_json(modules_file):
         if str(module.get("type", "")).endswith(".Pooling"):
             cfg = folder / module.get("path", "") / "config.json"
             if cfg.is_file():
+                conf = _read_json(cfg)
                 pooling = sorted(
                     k.removeprefix("pooling_mode_")
-                    for k, v in _read_json(cfg).items()
+                    for k, v in conf.items()
                     if k.startswith("pooling_mode_") and v is True
                 )
+                if not pooling and isinstance(conf.get("pooling_mode"), str):  # sentence-transformers >= 6
+                    pooling = [conf["pooling_mode"]]
     return {"max_seq_length": max_len, "pooling": pooling}
 
 
