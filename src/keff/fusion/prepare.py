@@ -35,6 +35,7 @@ class Plan:
     rotate: bool = False
     seed: int = 0
     max_seconds: float = 600.0
+    epochs: int = 3
 
 
 SPECIALISTS = (
@@ -65,14 +66,20 @@ def resolve_encoder(plan: Plan, mixed: MixedDomain) -> tuple[str, dict]:
 
     pairs = mixed.train_pairs[plan.finetune]
     spec = {"domain": plan.finetune, "rotate": plan.rotate, "seed": plan.seed, "max_seconds": plan.max_seconds,
+            "epochs": plan.epochs,
             "base": get_encoder("minilm", cache=False).fingerprint,
             "pairs": hashlib.sha256(json.dumps(pairs).encode()).hexdigest()}  # fmt: skip
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
     out = cache_dir() / "specialists" / f"{plan.name}-{key}"
     report_path = out / "keff_finetune.json"
     if not report_path.is_file():
-        log(f"fine-tuning {plan.name} on {len(pairs)} {plan.finetune} pairs (at most {plan.max_seconds:.0f} s)")
-        finetune_specialist(pairs, out, rotate_output=plan.rotate, seed=plan.seed, max_seconds=plan.max_seconds)
+        log(
+            f"fine-tuning {plan.name} on {len(pairs)} {plan.finetune} pairs "
+            f"({plan.epochs} epochs or {plan.max_seconds:.0f} s)"
+        )
+        finetune_specialist(
+            pairs, out, epochs=plan.epochs, rotate_output=plan.rotate, seed=plan.seed, max_seconds=plan.max_seconds
+        )
     return str(out), json.loads(report_path.read_text())
 
 
