@@ -28,6 +28,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/baselines.py $(ARGS)
 	$(BIN)/python benchmarks/upgrade.py
+	$(BIN)/keff fuse bench --out benchmarks/results/fusion.json
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/projection.py
 	$(BIN)/python benchmarks/render.py
 
 clean:
