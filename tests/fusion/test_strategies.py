@@ -91,3 +91,29 @@ def test_fused_index_and_unaligned_mean_shapes(world):
     assert all(m.shape == (80, 120) for m, _ in out.values())
     scores, info = unaligned_mean(members)
     assert scores.shape == (80, 120) and "unaligned" in info["docs"]
+
+
+def test_nothing_tuned_sees_test_queries(world):
+    """Gate, convex weights, RRF k and the skip threshold come out identical whatever the test
+    queries are: they are fitted on validation queries only."""
+    members, judges = world
+    rng = np.random.default_rng(99)
+
+    def tuned(ms):
+        gate = LearnedGate().fit(gate_features(ms, "val"), utilities(ms, judges["val"]))
+        out = per_index_strategies(ms, ["centroid"], gate, judges["val"], router=0)
+        return gate.coef_.copy(), {k: v[1] for k, v in out.items() if v[1]}
+
+    coef_a, info_a = tuned(members)
+    scrambled = []
+    for m in members:
+        own = dict(m.own)
+        own["test"] = unit(rng.standard_normal(own["test"].shape))  # entirely different test queries
+        clone = Member(m.name, m.specialist, own, {**m.frame, "test": own["test"]}, dict(m.variances))
+        clone.variances = {e: {**v, "test": rng.uniform(0.1, 1, len(own["test"]))} for e, v in m.variances.items()}
+        scrambled.append(clone)
+    coef_b, info_b = tuned(scrambled)
+    assert np.array_equal(coef_a, coef_b)
+    for key in ("P:convex (tuned)", "P:rrf (tuned k)"):
+        assert info_a[key] == info_b[key]
+    assert info_a["P:skip-kalman"]["threshold"] == info_b["P:skip-kalman"]["threshold"]

@@ -1,0 +1,41 @@
+"""keff.projection: the K-fold protocol never fits on a fold's held-out pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keff.data import grouped_kfold
+from keff.projection import ProjectionSetup, kfold_projection
+
+
+def unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def setup(A_override=None):
+    rng = np.random.default_rng(0)
+    n, d = 120, 12
+    groups = np.arange(n) // 3
+    Q = unit(rng.standard_normal((n, d)))
+    A = unit(Q + 0.3 * rng.standard_normal((n, d))) if A_override is None else A_override
+    pool = A if A_override is None else setup().A  # the index stays the same
+    ids = [f"q{i}" for i in range(n)]
+    pids = [f"a{i}" for i in range(n)]
+    qrels = {ids[i]: {pids[j]: 1 for j in np.flatnonzero(groups == groups[i])} for i in range(n)}
+    return ProjectionSetup(Q, A, pool, ids, pids, qrels, grouped_kfold(groups, 3, seed=0), groups)
+
+
+def test_held_out_answers_never_reach_the_fit():
+    base = setup()
+    first = kfold_projection(base, methods=["identity", "procrustes", "affine"], student=False)
+    # scramble, fold by fold, the answers of the held-out pairs: a fit that used them would change
+    for f, (_, test) in enumerate(base.folds):
+        A = base.A.copy()
+        A[test] = unit(np.random.default_rng(f).standard_normal(A[test].shape))
+        scrambled = setup(A)
+        again = kfold_projection(scrambled, methods=["identity", "procrustes", "affine"], student=False)
+        test_ids = [base.query_ids[i] for i in test]
+        for method in ("procrustes", "affine"):
+            a = [first[method].per_query["hit@1"][q] for q in test_ids]
+            b = [again[method].per_query["hit@1"][q] for q in test_ids]
+            assert a == b, method
