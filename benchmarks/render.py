@@ -243,7 +243,8 @@ def render_upgrade(res: dict) -> str:
         f"Batch: {cfg['latency_batch']} rows per call, median of {cfg['latency_repeats']}; "
         "single: p50 over 300 one-row calls. "
         "`floor` is plain float32 matrix products of the map's own shapes (X @ W for dense maps, (X @ A) @ C for "
-        "low rank, base + hidden + output products for the MLP); `dense` is one X @ W of shape (d_in, d_out).",
+        "low rank, base + hidden + output products for the MLP); `dense` is one X @ W of shape (d_in, d_out). "
+        "Ratios are medians of per-repeat ratios (each map call paired with the plain call before it).",
         "",
         "| old -> new | condition | map | shape | batch us/query | floor us | map/floor | map/dense "
         "| single p50 us | single map/floor |",
