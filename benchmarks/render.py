@@ -343,6 +343,13 @@ def render_fusion(res: dict) -> str:
                 + " | ".join(f"{r['domains'][d]:.4f}" for d in domains)
                 + " |"
             )
+        if "comparisons" in dr:
+            out += ["", "Paired tests of the aligned mean against each other row (nDCG@10; randomisation p, Holm):", "",
+                    "| aligned mean vs | diff | 95% CI | p (Holm) |", "|---|---|---|---|"]  # fmt: skip
+            for c in dr["comparisons"]:
+                out.append(
+                    f"| {c['system']} | {-c['diff']:+.4f} | [{-c['ci_high']:+.4f}, {-c['ci_low']:+.4f}] | {c['p_holm']:.2g} |"
+                )
     out += ["", f"![fusion benchmark](benchmarks/results/{res['plot']})", ""]
     return "\n".join(out)
 

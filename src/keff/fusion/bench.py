@@ -29,6 +29,7 @@ from keff.index import ExactIndex
 from keff.uncertainty.diagnostics import error_correlation, variance_spread
 
 REPORTED = ("ndcg@10", "mrr@10", "recall@100")
+ALIGNED_MEAN = "aligned mean (fused index in the minilm frame)"
 
 
 def _row(name: str, family: str, result, judge: Judge, info: dict) -> dict:
@@ -155,18 +156,20 @@ def drift_experiment(mixed, judge_val: Judge, judge_test: Judge, *, seed: int) -
         ("single:" + b.name, b.score("test")),
         ("unaligned mean (fused query and fused index)", unaligned_mean(members)[0]),
         (f"unaligned mean query against {a.name}'s own index", qa @ da.T),
-        ("aligned mean (fused index in the minilm frame)", fused_mean(members)),
+        (ALIGNED_MEAN, fused_mean(members)),
         ("aligned Kalman (calibrated sigma^2)", fused_kalman(members)),
     ]
-    results = []
+    results, per_query = [], {}
     for name, scores in rows:
         res = judge_test.result(scores, name)
-        domains = judge_test.by_domain(res.per_query["ndcg@10"])
+        per_query[name] = res.per_query["ndcg@10"]
+        domains = judge_test.by_domain(per_query[name])
         results.append({"strategy": name, "metrics": {m: res.metrics[m] for m in REPORTED}, "domains": domains})
     return {
         "specialists": info,
         "cosine_same_text": {"before_alignment": _cosine_summary(before), "after_alignment": _cosine_summary(after)},
         "rows": results,
+        "comparisons": [c.__dict__ for c in compare_systems(per_query, ALIGNED_MEAN, metric="ndcg@10", seed=0)],
     }  # fmt: skip
 
 
