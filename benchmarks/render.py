@@ -322,6 +322,14 @@ def render_fusion(res: dict) -> str:
     for mode in ("batch", "single"):
         out.append(f"| {mode} | {lat[f'{mode}_mean_us']:.2f} | {lat[f'{mode}_kalman_us']:.2f} | {lat[f'{mode}_ratio_fuse']:.2f} | "
                    f"{lat[f'{mode}_mean+search_us']:.1f} | {lat[f'{mode}_kalman+search_us']:.1f} | {lat[f'{mode}_ratio_fuse_search']:.2f} |")  # fmt: skip
+    if "batch_ratio_per_index" in lat:
+        out += ["", "At equal caching (each document embedded once per specialist, nothing re-embedded per query): Kalman "
+                "weights over per-specialist indexes (the `P:` family; one search of the concatenated own-frame vectors) "
+                "against mean fusion over the fused index:", "",
+                "| mode | mean+search us | per-index Kalman+search us | ratio |", "|---|---|---|---|"]  # fmt: skip
+        for mode in ("batch", "single"):
+            out.append(f"| {mode} | {lat[f'{mode}_mean+search_us']:.1f} | {lat[f'{mode}_per-index-kalman+search_us']:.1f} | "
+                       f"{lat[f'{mode}_ratio_per_index']:.2f} |")  # fmt: skip
     out += ["", "### What the uncertainty estimates did (test queries; a diagnostic, nothing is fitted on it)", "",
             "Spread of sigma^2 (p95/p5) and its Spearman correlation with the specialist's own per-query error (1 - nDCG@10).", "",
             "| specialist | estimator | p95/p5 | max/min | Spearman rho | p |", "|---|---|---|---|---|---|"]  # fmt: skip

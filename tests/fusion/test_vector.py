@@ -16,6 +16,7 @@ from keff.fusion.vector import (
     precision_weights,
     stack,
     weighted_fuse,
+    weighted_query_concat,
     weighted_scores,
 )
 
@@ -170,3 +171,16 @@ def test_fusion_latency_reports_both_fusers():
     assert out["ratio"] == pytest.approx(out["kalman_us"] / out["mean_us"])
     with pytest.raises(KeffError, match="repeats"):
         fusion_latency(Z, np.ones((2, 64)), repeats=0)
+
+
+def test_weighted_query_concat_searches_like_weighted_scores():
+    rng = np.random.default_rng(3)
+    dims = [8, 24, 5]  # specialists of different dimension, each in its own frame
+    queries = [unit_stack(rng, 1, 40, d)[0] for d in dims]
+    docs = [unit_stack(rng, 1, 300, d)[0] for d in dims]
+    w = precision_weights(rng.uniform(0.1, 5.0, (3, 40)))
+    expected = weighted_scores(np.stack([q @ d.T for q, d in zip(queries, docs)]), w)
+    got = weighted_query_concat(queries, w) @ np.concatenate(docs, axis=1).T
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    with pytest.raises(KeffError, match=r"queries\[1\]"):
+        weighted_query_concat([queries[0], queries[1][:5]], w)

@@ -14,6 +14,7 @@ from keff.fusion.vector import (
     precision_weights,
     stack,
     weighted_fuse,
+    weighted_query_concat,
     weighted_scores,
 )
 
@@ -37,5 +38,6 @@ __all__ = [
     "tune_rrf_k",
     "tune_threshold",
     "weighted_fuse",
+    "weighted_query_concat",
     "weighted_scores",
 ]

@@ -270,6 +270,33 @@ def weighted_scores(score_mats: Any, weights: Any) -> np.ndarray:
     return combine(w, scores)
 
 
+def weighted_query_concat(queries: Sequence[np.ndarray], weights: Any) -> np.ndarray:
+    """Per-specialist queries scaled by their weights and concatenated, so that one inner-product
+    search over the concatenated document vectors ``[D_1 | ... | D_S]`` gives exactly
+    :func:`weighted_scores` of the per-specialist cosines (frames and dimensions may differ).
+
+    Parameters
+    ----------
+    queries : sequence of S arrays, shape (n, d_i)
+        Each specialist's own query vectors.
+    weights : array, shape (S, n)
+        Finite, >= 0, each column summing to 1.
+
+    Returns
+    -------
+    ndarray, shape (n, sum d_i), float32
+    """
+    if len(queries) == 0:
+        raise KeffError("weighted_query_concat needs at least one specialist's queries")
+    qs = [np.asarray(q, dtype=np.float32) for q in queries]
+    n = qs[0].shape[0]
+    for i, q in enumerate(qs):
+        if q.ndim != 2 or q.shape[0] != n:
+            raise KeffError(f"queries[{i}] has shape {q.shape}; expected ({n}, d)")
+    w = check_weights(weights, (len(qs), n))
+    return np.concatenate([q * wi[:, None] for q, wi in zip(qs, w)], axis=1)
+
+
 def fusion_latency(Z: Any, var: Any, repeats: int = 20) -> dict[str, float]:
     """Micro-benchmark: median microseconds per query of :func:`mean_fuse` and :func:`kalman_fuse`
     on the same batch, alternating, after one untimed warm-up call each.
