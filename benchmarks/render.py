@@ -297,7 +297,7 @@ def render_fusion(res: dict) -> str:
     order = {"single": 0, "fused index": 1, "per-specialist indexes": 2, "ceiling": 3}
     for r in sorted(res["rows"], key=lambda r: (order[r["family"]], -r["metrics"]["ndcg@10"])):
         m = r["metrics"]
-        notes = "; ".join(f"{k}: {v}" for k, v in r["info"].items())
+        notes = "; ".join(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in r["info"].items())
         out.append(f"| {r['strategy']} | {r['family']} | {m['ndcg@10']:.4f} | {m['mrr@10']:.4f} | {m['recall@100']:.4f} | "
                    + " | ".join(f"{r['domains'][d]['ndcg@10']:.4f}" for d in domains) + f" | {notes} |")  # fmt: skip
     picks = res["picks"]
