@@ -362,6 +362,25 @@ def render_fusion(res: dict) -> str:
     return "\n".join(out)
 
 
+def render_slices(r: dict) -> list[str]:
+    """Per-slice means and paired differences to identity of the first metric (SciFact's seen/new abstracts)."""
+    if "slices" not in r:
+        return []
+    head, names = r["metrics"][0], list(r["slices"])
+    first = {name: rows[0]["n_queries"] for name, rows in r["slices"].items()}
+    out = [f"{head} on slices of the test claims (diff vs identity, CI, p):", "",
+           "| method | " + " | ".join(f"{n} (n={first[n]})" for n in names) + " |", "|" + "---|" * (1 + len(names))]  # fmt: skip
+    for i, row in enumerate(r["slices"][names[0]]):
+        cells = []
+        for n in names:
+            m = r["slices"][n][i]["metrics"][head]
+            cells.append(
+                f"{m['mean']:.4f} ({m['diff']:+.4f} [{m['diff_ci'][0]:+.4f}, {m['diff_ci'][1]:+.4f}], p {m['p']:.2g})"
+            )
+        out.append(f"| {row['method']} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 def render_projection(res: dict) -> str:
     meta = res["meta"]
     out = [
@@ -389,9 +408,12 @@ def render_projection(res: dict) -> str:
             notes = []
             if "cosine_to_teacher" in row:
                 notes.append(f"cosine to teacher {row['cosine_to_teacher']:.4f}; {row['parameters']:,.0f} parameters")
+            if "best_epoch" in row:
+                notes.append(f"mean best epoch {row['best_epoch']:.1f} (0 = identity kept)")
             out.append(f"| {row['method']} | " + " | ".join(cells) + f" | {d['diff']:+.4f} [{d['diff_ci'][0]:+.4f}, "
                        f"{d['diff_ci'][1]:+.4f}] | {d['p']:.2g} | {'; '.join(notes)} |")  # fmt: skip
         out.append("")
+        out += render_slices(r)
         maps = [row for row in r["rows"] if row["method"] != "identity"]
         best = max(maps, key=lambda row: row["metrics"][head]["diff"])
         teacher = next((row for row in maps if row["method"] == "routed-centroid"), None)

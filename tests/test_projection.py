@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from keff.data import grouped_kfold
-from keff.projection import ProjectionSetup, kfold_projection
+from keff.projection import ProjectionSetup, kfold_projection, summarise
 
 
 def unit(x):
@@ -39,3 +39,22 @@ def test_held_out_answers_never_reach_the_fit():
             a = [first[method].per_query["hit@1"][q] for q in test_ids]
             b = [again[method].per_query["hit@1"][q] for q in test_ids]
             assert a == b, method
+
+
+def test_summarise_on_a_slice_uses_only_its_queries():
+    out = kfold_projection(setup(), methods=["identity", "procrustes"], student=False)
+    some = [f"q{i}" for i in range(0, 120, 4)]
+    whole = {r["method"]: r for r in summarise(out, ["hit@1", "mrr@100"], seed=0)}
+    part = {r["method"]: r for r in summarise(out, ["hit@1", "mrr@100"], seed=0, query_ids=some)}
+    assert whole["procrustes"]["n_queries"] == 120 and part["procrustes"]["n_queries"] == len(some)
+    expected = np.mean([out["procrustes"].per_query["hit@1"][q] for q in some])
+    assert part["procrustes"]["metrics"]["hit@1"]["mean"] == expected
+    assert part["identity"]["metrics"]["hit@1"]["diff"] == 0.0
+
+
+def test_trained_maps_report_their_best_epoch_per_fold():
+    base = setup()
+    out = kfold_projection(base, methods=["identity", "contrastive"], student=False)
+    epochs = out["contrastive"].extra["best_epoch"]
+    assert len(epochs) == len(base.folds) and all(isinstance(e, int) and e >= 0 for e in epochs)
+    assert "best_epoch" not in out["identity"].extra

@@ -130,6 +130,8 @@ def kfold_projection(
             outcomes[STUDENT].extra.setdefault("cosine_to_teacher", []).extend(cos.tolist())
             outcomes[STUDENT].extra.setdefault("parameters", []).append(n_parameters(fitted[STUDENT]))
         for name, m in fitted.items():
+            if hasattr(m, "best_epoch_"):  # epoch 0 = the identity kept (no epoch beat it on validation)
+                outcomes[name].extra.setdefault("best_epoch", []).append(int(m.best_epoch_))
             res = evaluate_retrieval(
                 project(m, Q[test]),
                 pool,
@@ -175,21 +177,22 @@ def qa_setup(
                            enc.fingerprint)  # fmt: skip
 
 
-def summarise(outcomes: dict, metrics, seed: int) -> list[dict]:
-    """Mean and bootstrap CI of every metric per method, and the paired difference to identity."""
+def summarise(outcomes: dict, metrics, seed: int, query_ids: Sequence[str] | None = None) -> list[dict]:
+    """Mean and bootstrap CI of every metric per method, and the paired difference to identity
+    (over ``query_ids`` when given: a slice of the evaluated queries)."""
     rows = []
     base = outcomes["identity"].per_query
     for name, out in outcomes.items():
         row = {"method": name, "metrics": {}}
         for mt in metrics:
-            qids = sorted(base[mt])
+            qids = sorted(base[mt]) if query_ids is None else sorted(query_ids)
             a = np.array([out.per_query[mt][q] for q in qids])
             b = np.array([base[mt][q] for q in qids])
             _, lo, hi = paired_bootstrap_ci(a, np.zeros_like(a), seed=seed)
             diff, dlo, dhi = paired_bootstrap_ci(a, b, seed=seed)
             p = randomization_test(a, b, seed=seed) if name != "identity" else 1.0
             row["metrics"][mt] = {"mean": float(a.mean()), "ci": [lo, hi], "diff": diff, "diff_ci": [dlo, dhi], "p": p}
-        row["n_queries"] = len(base[metrics[0]])
+        row["n_queries"] = len(base[metrics[0]]) if query_ids is None else len(query_ids)
         row.update({k: float(np.mean(v)) for k, v in out.extra.items()})
         rows.append(row)
     return rows
