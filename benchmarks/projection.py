@@ -26,7 +26,7 @@ import numpy as np
 
 from keff.atomic import atomic_path, atomic_write_text
 from keff.data import load_beir
-from keff.data.leakage import normalize_text
+from keff.data.leakage import repeats
 from keff.encoders import get_encoder
 from keff.eval import run_metadata
 from keff.maps.cluster_routed import ClusterRouted
@@ -49,8 +49,12 @@ def scifact_setup(data: Path, encoder: str) -> ProjectionSetup:
     docs = enc.encode(ds.doc_texts, kind="doc")
     qvec = dict(zip(ds.query_ids, enc.encode(ds.query_texts, kind="query")))
     row = ds.doc_index()
-    test_ids, _ = ds.split_queries("test")
-    train, repeats = scifact_train_pairs(ds)
+    test_ids, test_texts = ds.split_queries("test")
+    # SciFact's own train split repeats a few test claims word for word: never fit on those
+    text = dict(zip(ds.query_ids, ds.query_texts))
+    train_claims = list(ds.qrels["train"])
+    dropped = {q for q, rep in zip(train_claims, repeats([text[q] for q in train_claims], test_texts)) if rep}
+    train = [(q, d) for q in train_claims if q not in dropped for d, r in ds.qrels["train"][q].items() if r > 0]
     Q = np.vstack([np.stack([qvec[q] for q, _ in train]), np.stack([qvec[q] for q in test_ids])])
     A = np.vstack([docs[[row[d] for _, d in train]], np.zeros((len(test_ids), docs.shape[1]), np.float32)])
     ids = [f"train:{i}" for i in range(len(train))] + test_ids
@@ -58,34 +62,18 @@ def scifact_setup(data: Path, encoder: str) -> ProjectionSetup:
     # a claim judged against several abstracts is one group (test rows get their own)
     claim = {q: i for i, q in enumerate(dict.fromkeys(q for q, _ in train))}
     groups = np.array([claim[q] for q, _ in train] + list(range(len(claim), len(claim) + len(test_ids))))
-    note = (f"{len(train)} train (claim, abstract) pairs ({len(repeats)} claims identical to a test claim dropped); "
-            f"{len(test_ids)} test claims against all {len(docs)} abstracts")  # fmt: skip
-    return ProjectionSetup(Q, A, docs, ids, ds.doc_ids, ds.qrels["test"], [fold], groups, BEIR_METRICS, note,
-                           enc.fingerprint)  # fmt: skip
-
-
-def scifact_train_pairs(ds) -> tuple[list[tuple[str, str]], set[str]]:
-    """The (claim, relevant abstract) pairs maps are fitted on, and the train claims left out because
-    SciFact's own train split repeats them word for word in the test split (never fit on those)."""
-    _, test_texts = ds.split_queries("test")
-    test_norm = {normalize_text(t) for t in test_texts}
-    text = dict(zip(ds.query_ids, ds.query_texts))
-    repeats = {q for q in ds.qrels["train"] if normalize_text(text[q]) in test_norm}
-    pairs = [(q, d) for q, rels in ds.qrels["train"].items() if q not in repeats for d, r in rels.items() if r > 0]
-    return pairs, repeats
-
-
-def scifact_slices(data: Path) -> dict[str, list[str]]:
-    """SciFact's test claims split by whether a relevant abstract is also relevant to a claim the maps
-    were fitted on (they can learn where those abstracts sit) or every relevant abstract is new."""
-    ds = load_beir(data / "beir" / "scifact")
-    seen_docs = {d for _, d in scifact_train_pairs(ds)[0]}
-    test_ids, _ = ds.split_queries("test")
-    seen = [q for q in test_ids if any(r > 0 and d in seen_docs for d, r in ds.qrels["test"][q].items())]
-    return {
+    # train and test claims often cite the same abstracts: a map can learn where those sit, so
+    # the claims whose relevant abstracts no fitted pair cites are reported apart
+    fitted_docs = {d for _, d in train}
+    seen = [q for q in test_ids if any(r > 0 and d in fitted_docs for d, r in ds.qrels["test"][q].items())]
+    slices = {
         "abstract also relevant to a train claim": seen,
         "only abstracts no train claim cites": sorted(set(test_ids) - set(seen)),
     }
+    note = (f"{len(train)} train (claim, abstract) pairs ({len(dropped)} claims identical to a test claim dropped); "
+            f"{len(test_ids)} test claims against all {len(docs)} abstracts")  # fmt: skip
+    return ProjectionSetup(Q, A, docs, ids, ds.doc_ids, ds.qrels["test"], [fold], groups, BEIR_METRICS, note,
+                           enc.fingerprint, slices)  # fmt: skip
 
 
 def throughput(data: Path, args) -> dict:
@@ -188,10 +176,9 @@ def main(argv=None) -> int:
                 "rows": summarise(outcomes, s.metrics, args.seed),
             }
         )
-        if dataset == "scifact":
+        if s.slices:
             results[-1]["slices"] = {
-                name: summarise(outcomes, s.metrics, args.seed, query_ids=ids)
-                for name, ids in scifact_slices(data).items()
+                name: summarise(outcomes, s.metrics, args.seed, query_ids=ids) for name, ids in s.slices.items()
             }
     sizes = {}
     s = qa_setup(data, "skills", "mpnet", None, args.seed, log=log)

@@ -10,7 +10,7 @@ by maps fitted on folds that hold none of its group.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ class ProjectionSetup:
     metrics: tuple[str, ...] = QA_METRICS
     note: str | None = None
     fingerprint: str = ""
+    slices: dict[str, list[str]] = field(default_factory=dict)  # name -> query ids, reported apart
 
 
 @dataclass

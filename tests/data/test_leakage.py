@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import ks_2samp
 
-from keff.data.leakage import LeakReport, leak_check, normalize_text, split_parity
+from keff.data.leakage import LeakReport, leak_check, normalize_text, repeats, split_parity
 from keff.errors import DataError
 
 
@@ -112,3 +112,10 @@ def test_split_parity_errors():
         split_parity([1.0, float("nan")], [1.0])
     with pytest.raises(DataError, match="distinct"):
         split_parity([1.0], [1.0], names=("a", "a"))
+
+
+def test_repeats_flags_word_for_word_copies_only():
+    reference = ["Aspirin lowers  the risk of stroke.", "Vitamin D helps."]
+    texts = ["aspirin lowers the risk of STROKE.", "Aspirin lowers the risk of strokes.", "vitamin d helps."]
+    assert repeats(texts, reference) == [True, False, True]
+    assert repeats([], reference) == [] and repeats(texts, []) == [False, False, False]

@@ -55,6 +55,13 @@ def normalize_text(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
+def repeats(texts: Sequence[str], reference: Sequence[str]) -> list[bool]:
+    """For each of ``texts``: does it repeat one of ``reference`` word for word (after
+    :func:`normalize_text`)? E.g. SciFact's train claims that are also test claims."""
+    seen = {normalize_text(t) for t in reference}
+    return [normalize_text(t) in seen for t in texts]
+
+
 def _short(text: str, width: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 3] + "..."

@@ -22,7 +22,7 @@ import numpy as np
 
 from keff.data._groups import key_components
 from keff.data.beir import load_beir
-from keff.data.leakage import normalize_text
+from keff.data.leakage import repeats
 from keff.data.qa import QAPairs, load_qa
 from keff.data.qa_task import qa_retrieval_task
 from keff.data.splits import grouped_split
@@ -90,8 +90,7 @@ def _scifact(root: Path, mixed: MixedDomain, val_frac: float, seed: int) -> None
     mixed.test.add("scifact", test_ids, test_texts, ds.qrels["test"])
     train_ids, train_texts = ds.split_queries("train")
     # SciFact's own train split repeats a few test claims word for word: drop them
-    test_norm = {normalize_text(t) for t in test_texts}
-    kept = [i for i, t in enumerate(train_texts) if normalize_text(t) not in test_norm]
+    kept = [i for i, rep in enumerate(repeats(train_texts, test_texts)) if not rep]
     dropped = len(train_ids) - len(kept)
     train_ids, train_texts = [train_ids[i] for i in kept], [train_texts[i] for i in kept]
     # claims judged against a shared abstract form one group: never on both sides
