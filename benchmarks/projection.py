@@ -173,6 +173,8 @@ def main(argv=None) -> int:
                 "note": s.note,
                 "metrics": list(s.metrics),
                 "fingerprint": s.fingerprint,
+                "fold_test_queries": [int(test.size) for _, test in s.folds],
+                "largest_group": int(np.bincount(np.unique(s.groups, return_inverse=True)[1]).max()),
                 "rows": summarise(outcomes, s.metrics, args.seed),
             }
         )

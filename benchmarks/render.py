@@ -401,6 +401,9 @@ def render_projection(res: dict) -> str:
         metrics = r["metrics"]
         head = metrics[0]
         title = f"### {r['dataset']} / {r['encoder']}" + (f" ({r['note']})" if r["note"] else "")
+        if "fold_test_queries" in r and len(r["fold_test_queries"]) > 1:
+            title += (f"\n\nHeld-out questions per fold: {', '.join(f'{n:,}' for n in r['fold_test_queries'])} "
+                      f"(the largest split group holds {r['largest_group']:,} questions).")  # fmt: skip
         out += [title, "", "| method | " + " | ".join(metrics) + f" | {head} diff vs identity | p | notes |",
                 "|" + "---|" * (len(metrics) + 4)]  # fmt: skip
         for row in r["rows"]:
