@@ -84,6 +84,19 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
 
 
+def estimate_tokens(texts: Sequence[str], max_tokens: int | None = None) -> np.ndarray:
+    """Rough token count of each text (about four characters a token, plus two special tokens),
+    capped at ``max_tokens``: the cost a progress ETA follows, since batches go longest first.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, shape (len(texts),).
+    """
+    cost = np.fromiter((len(t) // 4 + 2 for t in texts), dtype=np.int64, count=len(texts))
+    return np.minimum(cost, max_tokens) if max_tokens else cost
+
+
 def encode_in_batches(
     encode_batch: Callable[[list[str]], np.ndarray],
     texts: list[str],
@@ -92,6 +105,7 @@ def encode_in_batches(
     batch_size: int,
     description: str,
     show_progress: bool | None = None,
+    max_tokens: int | None = None,
 ) -> np.ndarray:
     """Run ``encode_batch`` over ``texts`` in batches, longest texts first, with a progress bar.
 
@@ -108,7 +122,9 @@ def encode_in_batches(
     description : str
         Progress-bar label.
     show_progress : bool, optional
-        Force the bar on/off (default: on when stderr is a terminal).
+        Force progress on/off (default: a bar on a terminal, periodic lines elsewhere).
+    max_tokens : int, optional
+        The model's token limit, which caps each text's estimated cost for the ETA.
 
     Returns
     -------
@@ -119,14 +135,17 @@ def encode_in_batches(
         raise KeffError(f"batch_size must be >= 1, got {batch_size}")
     out = np.empty((len(texts), dim), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    with progress_bar(description, len(texts), enabled=show_progress) as bar:
+    cost = estimate_tokens(texts, max_tokens)
+    with progress_bar(
+        description, len(texts), enabled=show_progress, unit="texts", cost_total=float(cost.sum())
+    ) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             vecs = np.asarray(encode_batch([texts[i] for i in idx]))
             if vecs.shape != (len(idx), dim):
                 raise KeffError(f"{description}: model returned shape {vecs.shape}, expected {(len(idx), dim)}")
             out[idx] = vecs
-            bar.advance(len(idx))
+            bar.advance(len(idx), cost=float(cost[idx].sum()))
     bad = ~np.isfinite(out).all(axis=1)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
@@ -176,6 +195,9 @@ class BaseEncoder(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self._dim}, normalize={self.normalize})"
+
+    #: The model's token limit (None: no limit known); caps the cost estimate of progress ETAs.
+    max_tokens: int | None = None
 
     # -- loading -------------------------------------------------------------------------------
     @property
@@ -267,5 +289,6 @@ class BaseEncoder(ABC):
             batch_size=self.batch_size if batch_size is None else batch_size,
             description=f"encoding with {self.name}",
             show_progress=show_progress,
+            max_tokens=self.max_tokens,
         )
         return l2_normalize(out) if self.normalize else out

@@ -112,6 +112,7 @@ class OnnxEncoder(BaseEncoder):
         )
         self.pooling = pooling
         self.max_length = int(max_length)
+        self.max_tokens = self.max_length
         self.output_name = output_name
         self._requested_output = output_name
         self._session: Any = None

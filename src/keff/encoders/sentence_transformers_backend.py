@@ -122,6 +122,8 @@ class SentenceTransformerEncoder(BaseEncoder):
             self._model, self.folder = _hub_snapshot(str(model))
             self.config = read_st_config(self.folder)
             self._ensure_loaded()
+        max_len = self.config.get("max_seq_length")
+        self.max_tokens = int(max_len) if isinstance(max_len, int) and max_len > 0 else None
 
     def _load(self) -> int:
         torch = require("torch", "st")
