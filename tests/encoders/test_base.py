@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import numpy as np
 import pytest
 
-from keff.encoders.base import BaseEncoder, Encoder, check_texts, encode_in_batches, l2_normalize
+from keff.encoders import get_encoder
+from keff.encoders.base import MAX_TEXT_CHARS, BaseEncoder, Encoder, check_texts, encode_in_batches, l2_normalize
 from keff.encoders.hash_encoder import HashEncoder
 from keff.errors import KeffError, ModelNotAvailable
 
@@ -132,3 +136,83 @@ def test_fingerprint_covers_normalisation_and_prefixes():
     assert _Echo(normalize=False).fingerprint != base
     assert _Echo(query_prefix="q: ").fingerprint != base
     assert _Echo(doc_prefix="d: ").fingerprint != base
+
+
+# -- input limits: long texts and lone surrogates ----------------------------------------------
+
+BIG = 50_000_000  # one 50 MB line
+
+
+def huge_text() -> str:
+    """50 MB whose first MAX_TEXT_CHARS characters hold other words than the rest."""
+    head = "alpha beta " * (MAX_TEXT_CHARS // 11 + 1)
+    return head + "omega " * ((BIG - len(head)) // 6)
+
+
+def test_text_of_exactly_the_limit_is_unchanged():
+    enc = _Echo()
+    exact = "a" * MAX_TEXT_CHARS
+    assert enc.prepare([exact]) == [exact]
+    assert enc.prepare([exact + "b"]) == [exact]
+    q = _Echo(query_prefix="query: ")
+    (got,) = q.prepare([exact], "query")
+    assert len(got) == MAX_TEXT_CHARS and got.startswith("query: a")  # the prefix counts
+
+
+def test_model_never_sees_more_than_the_limit():
+    enc = _Echo(normalize=False)
+    out = enc.encode(["x" * (MAX_TEXT_CHARS * 3), "short"])
+    assert max(len(t) for b in enc.batches for t in b) == MAX_TEXT_CHARS
+    assert out[:, 0].tolist() == [MAX_TEXT_CHARS, 5]
+
+
+def test_50mb_text_through_hash_encoder_is_fast_and_cut(tmp_path):
+    text = huge_text()
+    enc = HashEncoder()
+    start = time.perf_counter()
+    got = enc.encode([text])
+    assert time.perf_counter() - start < 10
+    assert np.array_equal(got, enc.encode([text[:MAX_TEXT_CHARS]]))  # "omega" never counted
+    cached = get_encoder("hash", cache=tmp_path / "cache")
+    assert np.array_equal(cached.encode([text]), got)  # cache keys are the cut texts
+
+
+def test_one_warning_per_encode_counts_cut_texts(caplog):
+    long = "w " * MAX_TEXT_CHARS
+    with caplog.at_level(logging.WARNING, logger="keff.encoders.base"):
+        HashEncoder().encode([long, "short", long + "x", "also short"], batch_size=1)
+    records = [r for r in caplog.records if r.name == "keff.encoders.base"]
+    assert len(records) == 1
+    assert f"2 of 4 texts are longer than {MAX_TEXT_CHARS} characters" in records[0].getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="keff.encoders.base"):
+        HashEncoder().encode(["short", "a" * MAX_TEXT_CHARS])
+    assert not caplog.records
+
+
+def test_lone_surrogates_replaced_in_prepared_text():
+    enc = HashEncoder(query_prefix="q: ")
+    assert enc.prepare(["abc\ud800", "\udcff", "x\ud83d\ude00y"]) == ["abc\ufffd", "\ufffd", "x\U0001f600y"]
+    assert enc.prepare(["abc\ud800"], "query") == ["q: abc\ufffd"]
+
+
+def test_valid_texts_prepared_unchanged():
+    texts = [
+        "plain ascii",
+        "",
+        "naïve café",
+        "日本語のテキスト",
+        "emoji \U0001f600 ok",
+        "\ufffd already",
+        "tab\tnew\nline",
+    ]
+    assert HashEncoder().prepare(texts) == texts
+    assert HashEncoder(doc_prefix="passage: ").prepare(texts) == ["passage: " + t for t in texts]
+
+
+def test_lone_surrogate_encodes_like_replacement_char(tmp_path):
+    enc = HashEncoder()
+    assert np.array_equal(enc.encode(["abc\ud800 def"]), enc.encode(["abc\ufffd def"]))
+    cached = get_encoder("hash", cache=tmp_path / "cache")  # the disk cache keys are the prepared texts
+    assert np.array_equal(cached.encode(["abc\ud800 def"]), enc.encode(["abc\ufffd def"]))
+    assert np.array_equal(cached.encode(["abc\ud800 def"]), enc.encode(["abc\ufffd def"]))  # from the cache

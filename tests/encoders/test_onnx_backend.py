@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
+from keff.encoders.base import MAX_TEXT_CHARS
 from keff.encoders.onnx_backend import OnnxEncoder, bundled_tokenizer, pool
 from keff.errors import KeffError, ModelNotAvailable
 
@@ -84,3 +87,27 @@ def test_bad_arguments(tmp_path, minilm_l3):
     bad.write_bytes(b"not a graph")
     with pytest.raises(ModelNotAvailable, match="onnxruntime cannot load"):
         _ = OnnxEncoder(bad).dim
+
+
+def test_50mb_text_is_cut_before_tokenising(minilm_l3, monkeypatch):
+    """One 50 MB line used to be tokenised whole (6.8 GB, minutes) before truncation to 128 tokens."""
+    seen = []
+    real = minilm_l3.tokenize
+
+    def spy(texts):
+        seen.extend(len(t) for t in texts)
+        assert max(seen) <= MAX_TEXT_CHARS, "a text longer than MAX_TEXT_CHARS reached the tokenizer"
+        return real(texts)
+
+    monkeypatch.setattr(minilm_l3, "tokenize", spy)
+    text = "protein folding " * (50_000_000 // 16)
+    start = time.perf_counter()
+    got = minilm_l3.encode([text])
+    assert time.perf_counter() - start < 10
+    assert seen == [MAX_TEXT_CHARS]
+    assert np.allclose(got, minilm_l3.encode([text[:5000]]), atol=1e-6)  # the model reads 128 tokens anyway
+
+
+def test_lone_surrogate_encodes_like_replacement_char(minilm_l3):
+    got = minilm_l3.encode(["abc\ud800 def", "\udcff"])
+    assert np.array_equal(got, minilm_l3.encode(["abc\ufffd def", "\ufffd"]))

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from keff.encoders.sentence_transformers_backend import SentenceTransformerEncoder, read_st_config
+from keff.encoders.sentence_transformers_backend import SentenceTransformerEncoder, quiet_model_load, read_st_config
 from keff.errors import ModelNotAvailable
 
 from .conftest import TEXTS, precomputed, scifact_docs
@@ -109,3 +109,55 @@ def test_read_st_config_new_layout(tmp_path):
     (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": "mean"}))
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 256}))
     assert read_st_config(tmp_path) == {"max_seq_length": 256, "pooling": ["mean"]}
+
+
+def test_lone_surrogate_encodes_like_replacement_char(minilm):
+    got = minilm.encode(["abc\ud800 def", "\udcff"])
+    assert np.allclose(got, minilm.encode(["abc\ufffd def", "\ufffd"]), atol=1e-6)
+
+
+def test_model_load_prints_nothing(minilm, capfd):
+    """transformers' "Loading weights" progress bars used to appear on every model load."""
+    import huggingface_hub.utils as hub_utils
+    from transformers.utils import logging as tf_logging
+
+    from keff.encoders import get_encoder
+
+    before = (tf_logging.is_progress_bar_enabled(), hub_utils.are_progress_bars_disabled(), tf_logging.get_verbosity())
+    capfd.readouterr()
+    enc = get_encoder("minilm", cache=False)  # a fresh model: loads again, on the first encode
+    assert enc.encode(["one text"]).shape == (1, 384)
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    after = (tf_logging.is_progress_bar_enabled(), hub_utils.are_progress_bars_disabled(), tf_logging.get_verbosity())
+    assert after == before  # the settings are put back
+
+
+def test_quiet_model_load_restores_settings():
+    pytest.importorskip("sentence_transformers", reason="needs keff[st]")
+    import huggingface_hub.utils as hub_utils
+    from transformers.utils import logging as tf_logging
+
+    verbosity, bars, hub_off = (
+        tf_logging.get_verbosity(),
+        tf_logging.is_progress_bar_enabled(),
+        hub_utils.are_progress_bars_disabled(),
+    )
+    try:
+        tf_logging.set_verbosity_info()
+        tf_logging.enable_progress_bar()
+        hub_utils.disable_progress_bars()
+        with quiet_model_load():
+            assert not tf_logging.is_progress_bar_enabled()
+            assert tf_logging.get_verbosity() == tf_logging.WARNING
+            assert hub_utils.are_progress_bars_disabled()  # hub bars keep their own setting
+        assert tf_logging.get_verbosity() == tf_logging.INFO
+        assert tf_logging.is_progress_bar_enabled() and hub_utils.are_progress_bars_disabled()
+        hub_utils.enable_progress_bars()
+        with quiet_model_load():
+            assert not tf_logging.is_progress_bar_enabled() and not hub_utils.are_progress_bars_disabled()
+        assert tf_logging.is_progress_bar_enabled() and not hub_utils.are_progress_bars_disabled()
+    finally:
+        tf_logging.set_verbosity(verbosity)
+        (tf_logging.enable_progress_bar if bars else tf_logging.disable_progress_bar)()
+        (hub_utils.disable_progress_bars if hub_off else hub_utils.enable_progress_bars)()

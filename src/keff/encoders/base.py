@@ -1,14 +1,16 @@
 """The Encoder protocol and the shared machinery every backend uses.
 
 An encoder turns texts into float32 row vectors of shape ``(n, dim)``. Every backend subclasses
-:class:`BaseEncoder`, which validates input, applies query/document prefixes, batches (longest
-texts first, so batches pad little), shows one progress bar, checks the model's output and
+:class:`BaseEncoder`, which validates input, applies query/document prefixes, cuts texts to
+:data:`MAX_TEXT_CHARS` characters and replaces lone surrogates (:func:`prepare_text`), batches
+(longest texts first, so batches pad little), shows one progress bar, checks the model's output and
 L2-normalises rows. A backend only implements :meth:`BaseEncoder._load` and
 :meth:`BaseEncoder._encode_batch`.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -21,6 +23,16 @@ from keff.progress import progress_bar
 
 Kind = Literal["query", "doc"]
 KINDS: tuple[str, ...] = ("query", "doc")
+
+#: Longest text, in characters and prefix included, that any model is given; longer texts are cut
+#: before tokenising. Tokenizers read a whole text before truncating it to the model's token limit,
+#: so one 50 MB line cost gigabytes of memory and minutes. keff's models read at most 128-384
+#: tokens (about 4 characters each), so the cut can only change a vector when a text's first
+#: max_length tokens span more than this many characters (e.g. tokens far apart in a sea of
+#: whitespace); the test-only hash encoder, which reads every word, sees only the first part too.
+MAX_TEXT_CHARS = 100_000
+
+_log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -75,6 +87,30 @@ def check_texts(texts: Sequence[str]) -> list[str]:
         if not isinstance(t, str):
             raise KeffError(f"texts[{i}] is {type(t).__name__}, expected str")
     return out
+
+
+def _replace_surrogates(text: str) -> str:
+    """``text`` with surrogate pairs joined into the characters they encode and every lone
+    surrogate (U+D800..U+DFFF) replaced by U+FFFD, one for one."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def prepare_text(prefix: str, text: str) -> tuple[str, bool]:
+    """``prefix + text`` as a model may see it, and whether it was cut.
+
+    The result is cut to its first :data:`MAX_TEXT_CHARS` characters, then any surrogate code
+    point (which UTF-8 cannot encode, so tokenizers and cache keys fail on it) is fixed: a pair
+    becomes the character it encodes, a lone one becomes U+FFFD. Any other text comes back
+    unchanged, at the cost of one ``isascii`` check (or one UTF-8 encode for non-ASCII text).
+    """
+    cut = len(prefix) + len(text) > MAX_TEXT_CHARS
+    out = (prefix + text[: max(MAX_TEXT_CHARS - len(prefix), 0)])[:MAX_TEXT_CHARS] if cut else prefix + text
+    if not out.isascii():
+        try:
+            out.encode("utf-8")
+        except UnicodeEncodeError:
+            out = _replace_surrogates(out)
+    return out, cut
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -247,10 +283,24 @@ class BaseEncoder(ABC):
 
     # -- encoding ------------------------------------------------------------------------------
     def prepare(self, texts: Sequence[str], kind: Kind = "doc") -> list[str]:
-        """The exact texts the model sees: ``texts`` with the query or document prefix."""
+        """The exact texts the model sees (and the keys of cached vectors).
+
+        Each text gets the query or document prefix and goes through :func:`prepare_text`: cut
+        to :data:`MAX_TEXT_CHARS` characters, and any surrogate code point fixed (a pair becomes
+        its character, a lone one U+FFFD). Valid text within the limit is only prefixed.
+        """
+        return self._prepare(texts, kind)[0]
+
+    def _prepare(self, texts: Sequence[str], kind: Kind) -> tuple[list[str], int]:
+        """:meth:`prepare`, plus how many texts were cut."""
         check_kind(kind)
         prefix = self.query_prefix if kind == "query" else self.doc_prefix
-        return [prefix + t for t in check_texts(texts)]
+        out, n_cut = [], 0
+        for t in check_texts(texts):
+            text, cut = prepare_text(prefix, t)
+            out.append(text)
+            n_cut += cut
+        return out, n_cut
 
     def encode(
         self,
@@ -277,8 +327,18 @@ class BaseEncoder(ABC):
         -------
         numpy.ndarray
             float32, shape (n, dim); rows L2-normalised unless ``normalize=False``.
+
+        Notes
+        -----
+        Texts are prepared with :meth:`prepare`; when some are longer than
+        :data:`MAX_TEXT_CHARS`, one warning says how many were cut.
         """
-        prepared = self.prepare(texts, kind)
+        prepared, n_cut = self._prepare(texts, kind)
+        if n_cut:
+            _log.warning(
+                "encoding with %s: %d of %d texts are longer than %d characters and were cut to that length",
+                self.name, n_cut, len(prepared), MAX_TEXT_CHARS,
+            )  # fmt: skip
         if not prepared:
             return np.zeros((0, self.dim), dtype=np.float32)
         self._ensure_loaded()

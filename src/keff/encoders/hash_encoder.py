@@ -20,7 +20,8 @@ class HashEncoder(BaseEncoder):
     """Signed feature hashing of lower-cased word tokens: a test double, NOT a semantic model.
 
     It is fast, needs no weights and is deterministic, but it captures no meaning beyond shared
-    words. Never use it to measure retrieval quality.
+    words. Never use it to measure retrieval quality. Like every backend it reads only the first
+    :data:`keff.encoders.base.MAX_TEXT_CHARS` characters of a text.
 
     Parameters
     ----------

@@ -3,7 +3,9 @@
 The sentence vector is pooled by keff from the graph's token-level hidden state (the single
 float output of rank 3, found by shape, not by name): ``"mean"`` averages it over the attention
 mask (sentence-transformers' mean pooling), ``"cls"`` takes the first token. Texts are truncated
-to ``max_length`` tokens and each batch is padded to its longest item.
+to ``max_length`` tokens and each batch is padded to its longest item. They arrive already cut to
+:data:`keff.encoders.base.MAX_TEXT_CHARS` characters (:meth:`BaseEncoder.prepare`), since the
+tokenizer reads a whole text before truncating it.
 """
 
 from __future__ import annotations

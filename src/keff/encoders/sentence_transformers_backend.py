@@ -3,13 +3,17 @@
 torch and sentence_transformers are imported only when the model is loaded. A local folder is
 loaded lazily (on the first encode, or when ``dim`` is asked and was not declared), so a fully
 cached encode never imports torch. keff applies query/document prefixes itself and passes
-``prompt=""`` so a folder's ``default_prompt_name`` never adds a hidden prefix.
+``prompt=""`` so a folder's ``default_prompt_name`` never adds a hidden prefix. A model loads
+quietly (:func:`quiet_model_load`): no "Loading weights" progress bars.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +65,45 @@ def read_st_config(folder: Path) -> dict[str, Any]:
     return {"max_seq_length": max_len, "pooling": pooling}
 
 
+@contextlib.contextmanager
+def quiet_model_load() -> Iterator[None]:
+    """Load a model without transformers' progress bars ("Loading weights") or info logs.
+
+    For the duration of the block, transformers' progress bars are off and its log level is at
+    least WARNING (so warnings such as weights missing from a checkpoint still show);
+    huggingface_hub's download bars keep their setting, so a first download from the hub still
+    shows progress. Both settings are restored afterwards. Imports transformers: call it only
+    where a model loads.
+    """
+    import huggingface_hub.utils as hub_utils
+    from transformers.utils import logging as tf_logging
+
+    bars_on = tf_logging.is_progress_bar_enabled()
+    hub_off = hub_utils.are_progress_bars_disabled()
+    verbosity = tf_logging.get_verbosity()
+    tf_logging.disable_progress_bar()  # this turns huggingface_hub's bars off too ...
+    if not hub_off:
+        hub_utils.enable_progress_bars()  # ... so put them back as they were
+    tf_logging.set_verbosity(max(verbosity, tf_logging.WARNING))
+    try:
+        yield
+    finally:
+        tf_logging.set_verbosity(verbosity)
+        if bars_on:
+            with warnings.catch_warnings():  # huggingface_hub warns when its env variable forbids bars
+                warnings.simplefilter("ignore")
+                tf_logging.enable_progress_bar()
+            if hub_off:
+                hub_utils.disable_progress_bars()
+
+
 def _hub_snapshot(name: str) -> tuple[Any, Path]:
     """Load a hub model with sentence-transformers and return it with its local snapshot folder."""
     st = require("sentence_transformers", "st")
     hub = require("huggingface_hub", "st")
     try:
-        model = st.SentenceTransformer(name, device="cpu")
+        with quiet_model_load():
+            model = st.SentenceTransformer(name, device="cpu")
         folder = Path(hub.snapshot_download(repo_id=name, local_files_only=True))
     except Exception as exc:  # any loader failure means: not available here
         raise ModelNotAvailable(
@@ -131,7 +168,8 @@ class SentenceTransformerEncoder(BaseEncoder):
         if self._model is None:
             st = require("sentence_transformers", "st")
             try:
-                self._model = st.SentenceTransformer(str(self.folder), device="cpu")
+                with quiet_model_load():
+                    self._model = st.SentenceTransformer(str(self.folder), device="cpu")
             except Exception as exc:
                 raise ModelNotAvailable(
                     f"{self.folder}: sentence-transformers could not load this folder: {type(exc).__name__}: {exc}"
