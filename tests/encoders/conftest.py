@@ -21,9 +21,13 @@ TEXTS = [
 
 @pytest.fixture(scope="package", autouse=True)
 def isolated_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Point KEFF_CACHE_DIR at a fresh folder for the whole encoders test package."""
+    """Point KEFF_CACHE_DIR at a fresh folder for the whole encoders test package; models
+    assembled once (``keff models fetch mpnet``) are still found through KEFF_MODEL_DIR."""
+    from keff.paths import models_dir
+
     root = tmp_path_factory.mktemp("keff-cache")
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KEFF_MODEL_DIR", str(models_dir()))
         mp.setenv("KEFF_CACHE_DIR", str(root))
         yield root
 

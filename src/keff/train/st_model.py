@@ -69,8 +69,11 @@ def load_model(folder: Path) -> Any:
     """Load a sentence-transformers folder on CPU as a ``SentenceTransformer``."""
     st = require("sentence_transformers", "st")
     require("torch", "st")
+    from keff.encoders.sentence_transformers_backend import quiet_model_load
+
     try:
-        return st.SentenceTransformer(str(folder), device="cpu")
+        with quiet_model_load():
+            return st.SentenceTransformer(str(folder), device="cpu")
     except Exception as exc:  # any loader failure: the folder is not usable here
         raise ModelNotAvailable(
             f"{folder}: sentence-transformers could not load this folder: {type(exc).__name__}: {exc}"
