@@ -76,10 +76,15 @@ def scifact_setup(data: Path, encoder: str) -> ProjectionSetup:
                            enc.fingerprint, slices)  # fmt: skip
 
 
+def qa_file(data: Path, preset: str) -> Path:
+    """The shared data's Q/A file read with ``preset``."""
+    return data / "qa" / ("skills_qa.jsonl" if preset == "skills" else f"{preset}.jsonl")
+
+
 def throughput(data: Path, args) -> dict:
     """A routed model with K=124 on 768-d skills vectors: size, and routing + projection speed
     with centroid and per-question routing, interleaved in one run."""
-    s = qa_setup(data, "skills", "mpnet", None, args.seed, log=log)
+    s = qa_setup(qa_file(data, "skills"), "skills", "mpnet", None, args.seed, log=log)
     X = np.ascontiguousarray(np.resize(s.Q, (args.throughput_batch, s.Q.shape[1])), dtype=np.float32)
     models = {
         r: ClusterRouted(n_clusters=124, routing=r, seed=args.seed).fit(s.Q, s.A) for r in ("centroid", "question")
@@ -162,7 +167,7 @@ def main(argv=None) -> int:
         s = (
             scifact_setup(data, encoder)
             if dataset == "scifact"
-            else qa_setup(data, dataset, encoder, groups, args.seed, log=log)
+            else qa_setup(qa_file(data, dataset), dataset, encoder, groups, args.seed, log=log)
         )
         log(f"{dataset} / {encoder}: {len(s.folds)} fold(s)")
         outcomes = kfold_projection(s, methods=list(METHODS), student=not args.quick, seed=args.seed, log=log)
@@ -183,7 +188,7 @@ def main(argv=None) -> int:
                 name: summarise(outcomes, s.metrics, args.seed, query_ids=ids) for name, ids in s.slices.items()
             }
     sizes = {}
-    s = qa_setup(data, "skills", "mpnet", None, args.seed, log=log)
+    s = qa_setup(qa_file(data, "skills"), "skills", "mpnet", None, args.seed, log=log)
     for name in ("routed-centroid", "routed-question"):
         m = METHODS[name](args.seed).fit(s.Q, s.A)
         sizes[name] = {"n_clusters": int(m.n_clusters_), "megabytes": m.nbytes_ / 1e6, "parameters": n_parameters(m)}

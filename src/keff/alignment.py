@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from keff.data.qa_layout import QALayout
 from keff.errors import DataError, KeffError
 from keff.maps import Affine, LowRankAffine, Map, Procrustes, ResidualMLP
 from keff.maps.report import AlignmentReport, alignment_report
@@ -34,7 +35,14 @@ def make_map(kind: str, **params: Any) -> Map:
     return MAP_KINDS[kind](**params)
 
 
-def read_anchor_texts(source: str | Path, *, n: int | None = None, seed: int = 0) -> tuple[list[str], str]:
+def read_anchor_texts(
+    source: str | Path,
+    *,
+    n: int | None = None,
+    seed: int = 0,
+    qa_layout: QALayout | str = "auto",
+    at_most: bool = False,
+) -> tuple[list[str], str]:
     """Anchor texts and a description of where they came from.
 
     Parameters
@@ -46,33 +54,37 @@ def read_anchor_texts(source: str | Path, *, n: int | None = None, seed: int = 0
         Draw this many texts at random (seeded); default all.
     seed : int
         Seed of the draw.
+    qa_layout : QALayout or str
+        Layout of a Q/A file (see :func:`keff.data.parse_qa_layout`); default: by its fields.
+    at_most : bool
+        With fewer than ``n`` texts, take them all instead of failing.
     """
-    from keff.data import load_beir, load_qa
+    from keff.data import load_beir, load_qa, parse_qa_layout
+    from keff.data._io import read_lines
 
     path = Path(source)
     if path.is_dir():
         texts, what = list(load_beir(path).doc_texts), f"BEIR corpus {path.name}"
     elif path.suffix == ".jsonl":
-        texts, what = list(dict.fromkeys(load_qa(path, preset=_qa_preset(path)).answers)), f"answers of {path.name}"
+        layout = parse_qa_layout(qa_layout) if isinstance(qa_layout, str) else qa_layout
+        texts, what = list(dict.fromkeys(load_qa(path, layout=layout).answers)), f"answers of {path.name}"
     elif path.is_file():
-        texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts = [line.strip() for _, line in read_lines(path, what="anchor text file")[1]]
         what = f"text file {path.name}"
     else:
         raise DataError("anchor source not found (a .txt file, a BEIR folder or a Q/A .jsonl)", path=path)
     if not texts:
         raise DataError("no anchor texts", path=path)
     if n is not None:
-        if n > len(texts):
+        if n < 1:
+            raise DataError(f"asked for {n} anchors: give a positive number", path=path)
+        if n > len(texts) and not at_most:
             raise DataError(f"asked for {n} anchors but there are only {len(texts)} texts", path=path)
+        n = min(n, len(texts))
         rows = np.sort(np.random.default_rng(seed).choice(len(texts), size=n, replace=False))
         texts = [texts[i] for i in rows]
         what += f", {n} drawn with seed {seed}"
     return texts, what
-
-
-def _qa_preset(path: Path) -> str | None:
-    stem = path.stem.replace("_qa", "")
-    return stem if stem in ("skills", "medquad") else None
 
 
 def texts_sha256(texts: Sequence[str]) -> str:
@@ -99,6 +111,8 @@ def fit_alignment(
     """
     if not 0 <= holdout < 1:
         raise KeffError(f"holdout must be in [0, 1), got {holdout}")
+    if len(X) != len(Y):
+        raise KeffError(f"{len(X)} source rows but {len(Y)} target rows: anchors must be paired row by row")
     n = len(X)
     n_held = int(round(holdout * n))
     order = np.random.default_rng(seed).permutation(n)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from keff.data import grouped_kfold, load_qa, qa_retrieval_task
+from keff.data import QALayout, grouped_kfold, load_qa, qa_retrieval_task
 from keff.encoders import get_encoder
 from keff.encoders.base import l2_normalize
 from keff.errors import KeffError
@@ -83,6 +83,8 @@ class ProjectionSetup:
     note: str | None = None
     fingerprint: str = ""
     slices: dict[str, list[str]] = field(default_factory=dict)  # name -> query ids, reported apart
+    layout: dict[str, Any] = field(default_factory=dict)  # the Q/A layout the pairs were read with
+    data_sha256: str = ""  # of the file the pairs were read from
 
 
 @dataclass
@@ -152,10 +154,17 @@ def kfold_projection(
 
 
 def qa_setup(
-    data: Path, preset: str, encoder: str, sample_groups_n: int | None, seed: int, *, log=print
+    pairs_path: Path,
+    layout: QALayout | str,
+    encoder: str,
+    sample_groups_n: int | None,
+    seed: int,
+    *,
+    log=print,
 ) -> ProjectionSetup:
-    """Vectors, pool, qrels and grouped folds of one Q/A set (optionally a seeded group sample)."""
-    pairs = load_qa(data / "qa" / f"{'skills_qa' if preset == 'skills' else preset}.jsonl", preset=preset)
+    """Vectors, pool, qrels and grouped folds of one Q/A file, read from exactly ``pairs_path``
+    with ``layout`` (see :func:`keff.data.load_qa`), optionally a seeded sample of its groups."""
+    pairs = load_qa(pairs_path, layout=layout)
     rows = (
         np.arange(len(pairs.ids))
         if sample_groups_n is None
@@ -163,7 +172,11 @@ def qa_setup(
     )
     task = qa_retrieval_task(pairs, query_rows=rows, pool_rows=rows)
     enc = get_encoder(encoder)
-    log(f"encoding {preset} ({len(rows)} pairs, {len(task.pool_ids)} answers) with {encoder} (cached vectors reused)")
+    name = Path(pairs_path).name
+    log(
+        f"encoding {name} ({pairs.layout.name} layout; {len(rows)} pairs, {len(task.pool_ids)} answers) "
+        f"with {encoder} (cached vectors reused)"
+    )
     Q = enc.encode(task.query_texts, kind="query")
     A = enc.encode([pairs.answers[i] for i in rows], kind="doc")
     pool = enc.encode(task.pool_texts, kind="doc")
@@ -175,7 +188,7 @@ def qa_setup(
         else f"seeded sample of {sample_groups_n} groups ({len(rows)} pairs, seed {seed})"
     )
     return ProjectionSetup(Q, A, pool, task.query_ids, task.pool_ids, task.qrels, folds, groups, QA_METRICS, note,
-                           enc.fingerprint)  # fmt: skip
+                           enc.fingerprint, layout=pairs.layout.describe(), data_sha256=pairs.sha256)  # fmt: skip
 
 
 def summarise(outcomes: dict, metrics, seed: int, query_ids: Sequence[str] | None = None) -> list[dict]:

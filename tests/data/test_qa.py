@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 
 import numpy as np
 import pytest
 
 from keff.data._groups import key_components
-from keff.data.qa import PRESETS, load_qa, text_key
+from keff.data.qa import load_qa, text_key
+from keff.data.qa_layout import PRESETS
 from keff.errors import DataError
 
 
@@ -176,6 +178,52 @@ def test_real_medquad(shared_data):
     assert len(set(qa.ids)) == 14809
     assert len(set(qa.answers)) == 14220
     assert time.perf_counter() - start < 5.0
+
+
+def test_real_medquad_documents_are_keyed_by_source_and_doc(shared_data):
+    # MedQuAD numbers documents per source: doc 0000004 is a different disease in each source
+    path = shared_data / "qa" / "medquad.jsonl"
+    qa = load_qa(path, preset="medquad")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    four = [i for i, r in enumerate(rows) if r["doc"] == "0000004"]
+    sources = {rows[i]["source"] for i in four}
+    assert len(sources) >= 2
+    doc_keys = {k for i in four for k in qa.relevance_keys[i] if k.startswith("source+doc=")}
+    assert len(doc_keys) == len(sources)  # one document key per source, not one for all
+    by_source = {}
+    for i in four:
+        by_source.setdefault(rows[i]["source"], []).append(i)
+    a, b = (v[0] for v in list(by_source.values())[:2])
+    assert not (qa.relevance_keys[a] & qa.relevance_keys[b])  # different diseases answer nothing of each other
+
+
+def test_missing_keys_skip_rule(tmp_path, make_jsonl):
+    recs = [
+        pair(1, "q1", "a1", source="S", doc=None, focus="F"),
+        pair(2, "q2", "a2", source="S", doc="", focus=""),
+        pair(3, "q3", "a3", source="S", focus="G"),  # no doc field at all
+        pair(4, "q4", "a4", source="S", doc="7", focus="G"),
+        pair(5, "q5", "a5", source="T", doc="7", focus="H"),
+    ]
+    path = write(tmp_path, recs, make_jsonl)
+    qa = load_qa(path, relevance_fields=["source+doc"], split_fields=["focus"], missing_keys="skip")
+    assert qa.relevance_keys[0] == {text_key("answer", "a1")}  # only its own answer text
+    assert qa.relevance_keys[1] == {text_key("answer", "a2")}
+    assert not (qa.relevance_keys[3] & qa.relevance_keys[4])  # doc 7 of S is not doc 7 of T
+    assert qa.groups.tolist() == [0, 1, 2, 2, 3]  # pairs 3 and 4 share focus G; pair 2 has no focus
+    with pytest.raises(DataError, match=r"pairs\.jsonl:1: field 'doc' must be a string or an integer"):
+        load_qa(path, relevance_fields=["source+doc"])
+
+
+def test_layout_auto_detects_presets_by_fields_never_by_name(tmp_path, make_jsonl):
+    recs = [{"id": "m1", "source": "S", "doc": "1", "focus": "F", "question": "q", "answer": "a"}]
+    odd_name = write(tmp_path, recs, make_jsonl, name="skills_qa.jsonl")  # named like the other preset
+    assert load_qa(odd_name, layout="auto").layout.name == "medquad"
+    generic = write(tmp_path, [pair(1, "q", "a")], make_jsonl, name="medquad.jsonl")
+    assert load_qa(generic, layout="auto").layout.name == "generic"
+    unknown = write(tmp_path, [{"k": "1", "Q": "q", "A": "a"}], make_jsonl, name="x.jsonl")
+    with pytest.raises(DataError, match=r"x\.jsonl:1: missing field 'id'"):
+        load_qa(unknown, layout="auto")
 
 
 def test_identical_questions_share_a_group_but_not_relevance(tmp_path, make_jsonl):

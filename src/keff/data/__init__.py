@@ -8,8 +8,9 @@ the 1-based line and the id at fault.
 from keff.data.beir import BeirDataset, load_beir
 from keff.data.fetch import BEIR_BASE_URL, fetch_beir
 from keff.data.leakage import LeakReport, leak_check, split_parity
-from keff.data.qa import PRESETS as QA_PRESETS
 from keff.data.qa import QAPairs, load_qa
+from keff.data.qa_layout import PRESETS as QA_PRESETS
+from keff.data.qa_layout import QALayout, parse_qa_layout
 from keff.data.qa_task import QARetrievalTask, qa_retrieval_task
 from keff.data.sequences import Article, load_wikitext
 from keff.data.splits import Split, grouped_kfold, grouped_split
@@ -20,6 +21,7 @@ __all__ = [
     "Article",
     "BeirDataset",
     "LeakReport",
+    "QALayout",
     "QAPairs",
     "QARetrievalTask",
     "Split",
@@ -30,6 +32,7 @@ __all__ = [
     "load_beir",
     "load_qa",
     "load_wikitext",
+    "parse_qa_layout",
     "qa_retrieval_task",
     "split_parity",
 ]

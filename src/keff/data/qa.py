@@ -10,6 +10,7 @@ focus or cluster on both sides.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,34 +20,8 @@ import numpy as np
 from keff.data._groups import key_components
 from keff.data._io import get_str, read_jsonl
 from keff.data.leakage import normalize_text
+from keff.data.qa_layout import PRESETS, QALayout, as_keys, detect_layout, key_name, with_overrides
 from keff.errors import DataError
-
-#: Field settings for the Q/A files shipped in the shared data folder. Both files repeat some ids
-#: for different pairs (skills: 1,318 distinct ``pair_id`` over 1,888 lines; MedQuAD: 11,395
-#: distinct ``id`` over 14,809), so their presets rename repeats instead of failing.
-PRESETS: dict[str, dict[str, object]] = {
-    "skills": {
-        "id_field": "pair_id",
-        "relevance_fields": ("cluster_id", "original_answer"),
-        "split_fields": (),
-        "duplicate_ids": "suffix",
-    },
-    "medquad": {
-        "id_field": "id",
-        "relevance_fields": ("doc",),
-        "split_fields": ("focus",),
-        "duplicate_ids": "suffix",
-    },
-}
-
-_DEFAULTS: dict[str, object] = {
-    "id_field": "id",
-    "question_field": "question",
-    "answer_field": "answer",
-    "relevance_fields": (),
-    "split_fields": (),
-    "duplicate_ids": "error",
-}
 
 _MAX_PLAIN_KEY = 64
 
@@ -82,6 +57,8 @@ class QAPairs:
     renamed : dict of str to str
         Ids given to repeated ids when loaded with ``duplicate_ids="suffix"``: new id -> the id
         as written in the file. Empty when every id was unique.
+    layout : QALayout
+        The layout the file was read with.
     """
 
     path: Path
@@ -92,29 +69,10 @@ class QAPairs:
     groups: np.ndarray
     sha256: str
     renamed: dict[str, str] = field(default_factory=dict)
+    layout: QALayout = field(default_factory=QALayout)
 
     def __len__(self) -> int:
         return len(self.ids)
-
-
-def _resolve_options(preset: str | None, given: dict[str, object]) -> dict[str, object]:
-    """Merge preset settings with explicitly given ones; reject a contradiction."""
-    if preset is None:
-        return dict(given)
-    if preset not in PRESETS:
-        raise DataError(f"unknown Q/A preset {preset!r} (known: {', '.join(sorted(PRESETS))})")
-    merged = dict(given)
-    for name, value in PRESETS[preset].items():
-        mine = given[name]
-        if mine != _DEFAULTS[name] and _as_tuple(mine) != _as_tuple(value):
-            raise DataError(f"{name}={mine!r} conflicts with preset {preset!r} ({name}={value!r})")
-        merged[name] = value
-    return merged
-
-
-def _as_tuple(value: object) -> object:
-    """Lists and tuples compare equal by content."""
-    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 def _unique_ids(raw: list[tuple[int, str]], path: Path, policy: str) -> tuple[list[str], dict[str, str]]:
@@ -149,32 +107,38 @@ def _unique_ids(raw: list[tuple[int, str]], path: Path, policy: str) -> tuple[li
 def load_qa(
     path: str | Path,
     *,
+    layout: QALayout | str | None = None,
     preset: str | None = None,
-    id_field: str = "id",
-    question_field: str = "question",
-    answer_field: str = "answer",
-    relevance_fields: Sequence[str] = (),
-    split_fields: Sequence[str] = (),
-    duplicate_ids: str = "error",
+    id_field: str | None = None,
+    question_field: str | None = None,
+    answer_field: str | None = None,
+    relevance_fields: Sequence[str | Sequence[str]] | None = None,
+    split_fields: Sequence[str | Sequence[str]] | None = None,
+    duplicate_ids: str | None = None,
+    missing_keys: str | None = None,
 ) -> QAPairs:
-    """Load and validate a JSONL file of question/answer pairs.
+    """Load and validate a JSONL file of question/answer pairs, read from exactly ``path``.
 
     Parameters
     ----------
     path : str or Path
         The JSONL file, one JSON object per line.
-    preset : {"skills", "medquad"}, optional
-        Field settings for a known file (see :data:`PRESETS`); explicit arguments that disagree
-        with the preset are an error.
-    id_field, question_field, answer_field : str
-        Names of the id (string or integer), question and answer fields.
-    relevance_fields : sequence of str
-        Fields whose equal values make two pairs answer each other (also grouped).
-    split_fields : sequence of str
-        Extra fields whose equal values must stay on one side of a split.
-    duplicate_ids : {"error", "suffix"}
-        A repeated id is an error, or is renamed ``<id>#2``, ``<id>#3``... in file order (the
-        mapping is kept in ``QAPairs.renamed``).
+    layout : QALayout, str or None
+        How the file is laid out: a :class:`~keff.data.qa_layout.QALayout`, a preset name
+        (``"skills"``, ``"medquad"``), ``"auto"`` (the preset whose fields every line holds, else
+        the generic layout; never guessed from the file name), or None (the generic layout:
+        fields ``id``, ``question``, ``answer``, relevance by exact answer text only).
+    preset : str, optional
+        Same as ``layout=<name>`` (kept for older callers).
+    id_field, question_field, answer_field : str, optional
+        Field names (override the layout's; contradicting a preset is an error).
+    relevance_fields, split_fields : sequence, optional
+        Keys: a field name, ``"a+b"`` or ``["a", "b"]`` for a compound key.
+    duplicate_ids : {"error", "suffix"}, optional
+        A repeated id is an error, or is renamed ``<id>#2``, ``<id>#3``... (kept in ``renamed``).
+    missing_keys : {"error", "skip"}, optional
+        Whether an absent, null or blank key field is an error or gives no key (see
+        :mod:`keff.data.qa_layout`).
 
     Returns
     -------
@@ -183,48 +147,47 @@ def load_qa(
     Raises
     ------
     DataError
-        Malformed JSON, missing or non-string fields, empty question, answer or key value,
-        duplicate ids; each naming ``file:line`` and the id.
+        Malformed JSON, missing or non-string fields, empty question or answer, a missing key
+        under ``missing_keys="error"``, duplicate ids; each naming ``file:line`` and the id.
     """
     path = Path(path)
-    opts = _resolve_options(
-        preset,
-        {
-            "id_field": id_field,
-            "question_field": question_field,
-            "answer_field": answer_field,
-            "relevance_fields": tuple(relevance_fields),
-            "split_fields": tuple(split_fields),
-            "duplicate_ids": duplicate_ids,
-        },
-    )
+    if layout is not None and preset is not None:
+        raise DataError("give layout= or preset=, not both")
     sha, records = read_jsonl(path, what="Q/A JSONL file")
     if not records:
         raise DataError("empty Q/A file: no pairs", path=path)
+    chosen = _choose_layout(layout if layout is not None else preset, records)
+    chosen = with_overrides(
+        chosen,
+        id_field=id_field,
+        question_field=question_field,
+        answer_field=answer_field,
+        relevance_keys=None if relevance_fields is None else as_keys(relevance_fields, "relevance"),
+        split_keys=None if split_fields is None else as_keys(split_fields, "split"),
+        duplicate_ids=duplicate_ids,
+        missing_keys=missing_keys,
+    )
     raw_ids, questions, answers, rel_keys, group_keys = [], [], [], [], []
     for line, obj in records:
-        item_id = get_str(obj, opts["id_field"], path=path, line=line, allow_int=True)
-        where = {"path": path, "line": line, "item_id": item_id}
+        where = {"path": path, "line": line}
+        item_id = get_str(obj, chosen.id_field, allow_int=True, **where)
+        where["item_id"] = item_id
         texts = {}
-        for name in (opts["question_field"], opts["answer_field"]):
+        for name in (chosen.question_field, chosen.answer_field):
             texts[name] = get_str(obj, name, **where)
             if not texts[name].strip():
                 raise DataError(f"empty {name!r}", **where)
-        keys = {}
-        for name in (*opts["relevance_fields"], *opts["split_fields"]):
-            value = get_str(obj, name, allow_int=True, **where)
-            if not value.strip():
-                raise DataError(f"empty {name!r}", **where)
-            keys[name] = text_key(name, value)
-        answer_key = text_key("answer", texts[opts["answer_field"]])
+        rel = [k for k in (_key_of(obj, key, chosen, where) for key in chosen.relevance_keys) if k]
+        split = [k for k in (_key_of(obj, key, chosen, where) for key in chosen.split_keys) if k]
+        answer_key = text_key("answer", texts[chosen.answer_field])
         # the same question asked twice must not sit on both sides of a split either
-        question_key = text_key("question", normalize_text(texts[opts["question_field"]]))
+        question_key = text_key("question", normalize_text(texts[chosen.question_field]))
         raw_ids.append((line, item_id))
-        questions.append(texts[opts["question_field"]])
-        answers.append(texts[opts["answer_field"]])
-        rel_keys.append(frozenset([answer_key, *(keys[f] for f in opts["relevance_fields"])]))
-        group_keys.append([answer_key, question_key, *keys.values()])
-    ids, renamed = _unique_ids(raw_ids, path, opts["duplicate_ids"])
+        questions.append(texts[chosen.question_field])
+        answers.append(texts[chosen.answer_field])
+        rel_keys.append(frozenset([answer_key, *rel]))
+        group_keys.append([answer_key, question_key, *rel, *split])
+    ids, renamed = _unique_ids(raw_ids, path, chosen.duplicate_ids)
     return QAPairs(
         path=path,
         ids=ids,
@@ -234,4 +197,35 @@ def load_qa(
         groups=key_components(group_keys),
         sha256=sha,
         renamed=renamed,
+        layout=chosen,
     )
+
+
+def _choose_layout(spec: QALayout | str | None, records: list[tuple[int, dict]]) -> QALayout:
+    if spec is None:
+        return QALayout()
+    if isinstance(spec, QALayout):
+        return spec
+    if spec == "auto":
+        seen = set().union(*(obj.keys() for _, obj in records))
+        return detect_layout(seen) or QALayout()
+    if spec not in PRESETS:
+        raise DataError(f"unknown Q/A preset {spec!r} (known: {', '.join(sorted(PRESETS))})")
+    return PRESETS[spec]
+
+
+def _key_of(obj: dict, key: tuple[str, ...], layout: QALayout, where: dict) -> str | None:
+    """The key string of one pair (``"doc=7"``, ``'source+doc=["GARD","7"]'``), or None when a
+    field is missing and the layout skips missing keys."""
+    values = []
+    for name in key:
+        value = obj.get(name)
+        missing = value is None or (isinstance(value, str) and not value.strip())
+        if missing and layout.missing_keys == "skip":
+            return None
+        if name in obj and value is not None and isinstance(value, str) and not value.strip():
+            raise DataError(f"empty {name!r}", **where)
+        values.append(get_str(obj, name, allow_int=True, **where))
+    if len(values) == 1:
+        return text_key(key[0], values[0])
+    return text_key(key_name(key), json.dumps(values, ensure_ascii=False))
