@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from keff.errors import FormatError, NotFittedError
-from keff.estimator import Estimator, prefixed, rebuild
+from keff.estimator import NON_NEGATIVE, Estimator, prefixed, rebuild
 
 
 class Centre(Estimator):
-    _state = ("mean_",)
-    _scalars = ("spread_",)
+    _state = {"mean_": ("n_features_in_",)}
+    _scalars = {"spread_": NON_NEGATIVE}
 
     def __init__(self, shrink: float = 0.0) -> None:
         self.shrink = shrink

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from keff.errors import FormatError
-from keff.sef import FORMAT_VERSION, load_sef, save_sef
+from keff.sef import FORMAT_VERSION, MAX_ARRAYS, MAX_JSON_DEPTH, json_depth, load_sef, save_sef
 
 
 @pytest.fixture
@@ -132,3 +132,23 @@ def test_fuzz_corrupted_files_give_only_clean_errors(artifact, tmp_path):
         assert all(np.array_equal(got[k], arrays[k]) for k in arrays)
         outcomes["identical"] += 1
     assert outcomes["error"] > 500
+
+
+@pytest.mark.parametrize(
+    "text, depth",
+    [(b"", 0), (b"1", 0), (b"[[[]]]", 3), (b'{"a": [{}]}', 3), (b'["[[[", "{{"]', 1),
+     (b'["a\\\\", "[["]', 1), (b'["\\"[[", 2]', 1), (b"[[[", 3)],
+)  # fmt: skip
+def test_json_depth_skips_strings_and_escapes(text, depth):
+    assert json_depth(text) == depth
+
+
+def test_save_refuses_what_load_would_refuse(tmp_path):
+    deep: list = []
+    for _ in range(MAX_JSON_DEPTH):
+        deep = [deep]
+    with pytest.raises(FormatError, match="nests deeper"):
+        save_sef(tmp_path / "deep.sef", {}, {"x": deep})
+    with pytest.raises(FormatError, match=f"at most {MAX_ARRAYS}"):
+        save_sef(tmp_path / "many.sef", {f"a{i}": np.zeros(1) for i in range(MAX_ARRAYS + 1)}, {})
+    assert not list(tmp_path.iterdir())

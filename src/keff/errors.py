@@ -54,6 +54,11 @@ class ModelNotAvailable(KeffError, RuntimeError):
     """A named model cannot be loaded here; the message says what installs it."""
 
 
+class UntrustedEncoder(ModelNotAvailable):
+    """An artifact names an encoder keff will not load on the file's word alone (not a registry
+    name, not a model folder inside keff's cache); the message says how to name it explicitly."""
+
+
 class MissingExtra(KeffError, ImportError):
     """An optional dependency is missing; the message names the pip extra that installs it."""
 

@@ -13,12 +13,28 @@ Loading parses the header with a strict reader of its own (bounds, offsets, dtyp
 recomputes the SHA-256 and compares it before returning anything, and never executes code: no
 pickle, no imports named by the file. Any defect (truncation, tampering, unknown version) is a
 :class:`~keff.errors.FormatError` naming the file.
+
+The SHA-256 detects damage, not malice: anyone can write a file whose checksum verifies. So the
+reader treats every file as untrusted and bounds its work before it trusts anything:
+
+- the header is at most :data:`MAX_HEADER_BYTES` and holds at most :data:`MAX_ARRAYS` arrays;
+- JSON (the header and ``keff.meta``) nests at most :data:`MAX_JSON_DEPTH` deep (checked by one
+  linear scan before parsing) and holds finite numbers only;
+- every shape is a list of at most :data:`MAX_NDIM` non-negative ``int`` (no floats, bools or
+  strings), every ``data_offsets`` a pair of ``int`` inside the file; sizes are computed with
+  Python integers against the byte span, and arrays may not overlap, all before any numpy call;
+- the nominal size of an array (empty axes counted as 1) is at most :data:`MAX_NOMINAL_BYTES`,
+  so numpy never sees a shape it cannot represent.
+
+What the arrays must look like for a given artifact (shapes against its declared dimensions,
+dtypes, fitted scalars) is checked by the estimators that use them (:mod:`keff.estimator`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +49,24 @@ FORMAT = "keff.sef"
 FORMAT_VERSION = 1
 SUFFIX = ".sef"
 _DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I64": np.int64, "I32": np.int32, "U8": np.uint8}
-_MAX_HEADER = 100 << 20  # a header larger than 100 MB is not a keff file
+#: Largest safetensors header (JSON, including ``keff.meta``) read, in bytes.
+MAX_HEADER_BYTES = 8 << 20
+#: Most arrays one file may hold.
+MAX_ARRAYS = 4096
+#: Deepest nesting of JSON arrays/objects in the header and in ``keff.meta``.
+MAX_JSON_DEPTH = 64
+#: Most axes of one array.
+MAX_NDIM = 8
+#: Largest nominal size of one array (product of its axes, empty axes counted as 1, times the
+#: item size): larger shapes are refused even when an empty axis makes the array itself empty.
+MAX_NOMINAL_BYTES = 1 << 40
+_SPEC_KEYS = {"dtype", "shape", "data_offsets"}
+# Byte tables for json_depth: which bytes matter (quotes, brackets), and each bracket's step.
+_JSON_MARKS = np.zeros(256, dtype=bool)
+_JSON_MARKS[list(b'"[]{}')] = True
+_JSON_STEPS = np.zeros(256, dtype=np.int8)
+_JSON_STEPS[list(b"[{")] = 1
+_JSON_STEPS[list(b"]}")] = -1
 
 
 def _canonical(meta: Mapping[str, Any]) -> bytes:
@@ -65,69 +98,163 @@ def save_sef(path: str | Path, arrays: Mapping[str, np.ndarray], meta: Mapping[s
         Named arrays; dtypes float16/32/64, int32/64 or uint8.
     meta : mapping
         JSON-serialisable metadata; ``format_version`` is added.
+
+    Raises
+    ------
+    FormatError
+        Anything :func:`load_sef` would refuse: an unsupported dtype, NaN/inf entries, more
+        than :data:`MAX_ARRAYS` arrays or :data:`MAX_NDIM` axes, metadata nested deeper than
+        :data:`MAX_JSON_DEPTH` or a header over :data:`MAX_HEADER_BYTES`.
     """
     from safetensors.numpy import save
 
+    if len(arrays) > MAX_ARRAYS:
+        raise FormatError(f"cannot save {len(arrays)} arrays in one SEF file (at most {MAX_ARRAYS})")
     clean = {}
     for name, a in arrays.items():
         a = np.ascontiguousarray(a)
         if a.dtype.type not in _DTYPES.values():
             raise FormatError(f"array {name!r}: dtype {a.dtype} cannot be stored in SEF")
+        if a.ndim > MAX_NDIM:
+            raise FormatError(f"array {name!r} has {a.ndim} axes; SEF stores at most {MAX_NDIM}")
         if a.dtype.kind == "f" and not np.isfinite(a).all():
             raise FormatError(f"array {name!r} holds NaN or infinite values")
         clean[name] = a
     full_meta = {**meta, "format_version": FORMAT_VERSION}
+    meta_text = _canonical(full_meta)
+    if json_depth(meta_text) > MAX_JSON_DEPTH:
+        raise FormatError(f"SEF metadata nests deeper than {MAX_JSON_DEPTH} levels: it could not be loaded")
     header_meta = {
         "keff.format": FORMAT,
-        "keff.meta": _canonical(full_meta).decode("utf-8"),
+        "keff.meta": meta_text.decode("utf-8"),
         "keff.sha256": payload_sha256(full_meta, clean),
     }
-    return atomic_write_bytes(path, save(clean, metadata=header_meta))
+    data = save(clean, metadata=header_meta)
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > MAX_HEADER_BYTES:
+        raise FormatError(f"SEF header would be {n} bytes (at most {MAX_HEADER_BYTES}): the metadata is too large")
+    return atomic_write_bytes(path, data)
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: how a value read from an untrusted file is
+    quoted in an error message (a hostile file may hold megabyte-long names)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def json_depth(text: bytes) -> int:
+    """Deepest nesting of JSON arrays and objects in ``text``, by a few linear numpy passes.
+
+    Escaped backslashes and quotes are dropped first, so every quote left opens or closes a
+    string; brackets inside strings do not count. On malformed JSON the count is exact up to
+    the first syntax error (the furthest a parser gets), so it never under-counts what a parser
+    would nest.
+    """
+    plain = np.frombuffer(text.replace(b"\\\\", b"").replace(b'\\"', b""), dtype=np.uint8)
+    marks = plain[_JSON_MARKS[plain]]  # quotes and brackets, in order
+    inside = (np.cumsum(marks == ord('"'), dtype=np.int32) & 1).astype(bool)
+    steps = _JSON_STEPS[marks].astype(np.int32)
+    steps[inside] = 0
+    return int(np.cumsum(steps, out=steps).max(initial=0))
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def parse_json(text: bytes | str, what: str, path: Path) -> Any:
+    """Parse untrusted JSON: at most :data:`MAX_JSON_DEPTH` deep, finite numbers only.
+
+    Raises
+    ------
+    FormatError
+        Naming ``path`` and ``what`` (e.g. "SEF header"), on any defect.
+    """
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    depth = json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise FormatError(f"{path}: {what} nests {depth} levels deep (at most {MAX_JSON_DEPTH} allowed)")
+    try:
+        decoded = raw.decode("utf-8") if isinstance(text, bytes) else text
+        return json.loads(decoded, parse_float=_finite_float, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise FormatError(f"{path}: {what} is not valid JSON ({shown(str(exc), 120)})") from None
 
 
 def _parse_header(data: bytes, path: Path) -> tuple[dict, int]:
     if len(data) < 8:
         raise FormatError(f"{path}: truncated SEF file ({len(data)} bytes)")
     (n,) = struct.unpack("<Q", data[:8])
-    if n > _MAX_HEADER or 8 + n > len(data):
+    if n > MAX_HEADER_BYTES:
+        raise FormatError(f"{path}: SEF header declares {n} bytes (at most {MAX_HEADER_BYTES} allowed)")
+    if 8 + n > len(data):
         raise FormatError(f"{path}: truncated or corrupt SEF header (declares {n} bytes)")
-    try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FormatError(f"{path}: SEF header is not valid JSON ({exc})") from None
+    header = parse_json(data[8 : 8 + n], "SEF header", path)
     if not isinstance(header, dict):
         raise FormatError(f"{path}: SEF header is not a JSON object")
+    n_arrays = len(header) - ("__metadata__" in header)
+    if n_arrays > MAX_ARRAYS:
+        raise FormatError(f"{path}: SEF header lists {n_arrays} arrays (at most {MAX_ARRAYS} allowed)")
     return header, 8 + n
+
+
+def _is_count(value: Any) -> bool:
+    """A JSON integer >= 0 (not a float, bool or string)."""
+    return type(value) is int and value >= 0
+
+
+def _array_entry(name: str, spec: Any, body: int, path: Path) -> tuple[np.dtype, tuple[int, ...], int, int]:
+    """Validate one header entry against the data section of ``body`` bytes, with Python
+    integers only; returns ``(dtype, shape, lo, hi)``."""
+    where = f"{path}: array {shown(name)}"
+    if not isinstance(spec, dict) or set(spec) != _SPEC_KEYS:
+        raise FormatError(f"{where}: its entry must be an object with exactly dtype, shape and data_offsets")
+    code, shape, offsets = spec["dtype"], spec["shape"], spec["data_offsets"]
+    if not isinstance(code, str) or code not in _DTYPES:
+        raise FormatError(f"{where}: dtype {shown(code)} is not one of {', '.join(_DTYPES)}")
+    if not (isinstance(shape, list) and len(shape) <= MAX_NDIM and all(_is_count(s) for s in shape)):
+        raise FormatError(f"{where}: shape {shown(shape)} is not a list of at most {MAX_NDIM} integers >= 0")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)):
+        raise FormatError(f"{where}: data_offsets {shown(offsets)} is not a pair of integers >= 0")
+    lo, hi = offsets
+    if not lo <= hi <= body:
+        raise FormatError(f"{where}: data_offsets {shown(offsets)} lie outside the {body}-byte data section")
+    dtype = np.dtype(_DTYPES[code]).newbyteorder("<")
+    if math.prod(max(s, 1) for s in shape) * dtype.itemsize > MAX_NOMINAL_BYTES:
+        raise FormatError(f"{where}: shape {shown(shape)} is too large (over {MAX_NOMINAL_BYTES} bytes)")
+    needed = math.prod(shape) * dtype.itemsize
+    if needed != hi - lo:
+        raise FormatError(f"{where}: shape {shape} of {code} needs {needed} bytes but its data spans {hi - lo}")
+    return dtype, tuple(shape), lo, hi
 
 
 def _read_arrays(header: dict, data: bytes, start: int, path: Path) -> dict[str, np.ndarray]:
     body = len(data) - start
-    spans, arrays = [], {}
-    for name, spec in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype = np.dtype(_DTYPES[spec["dtype"]]).newbyteorder("<")
-            shape = tuple(int(s) for s in spec["shape"])
-            lo, hi = (int(o) for o in spec["data_offsets"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"{path}: bad SEF entry for array {name!r} ({exc!r})") from None
-        if any(s < 0 for s in shape) or not 0 <= lo <= hi <= body:
-            raise FormatError(f"{path}: array {name!r} has a bad shape or lies outside the file")
-        if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != hi - lo:
-            raise FormatError(f"{path}: array {name!r} size does not match its shape {shape}")
-        spans.append((lo, hi, name))
-        arrays[name] = np.frombuffer(data, dtype=dtype, count=(hi - lo) // dtype.itemsize, offset=start + lo)
-        arrays[name] = arrays[name].reshape(shape).astype(dtype.newbyteorder("="))
-    spans.sort()
+    entries = {name: _array_entry(name, spec, body, path) for name, spec in header.items() if name != "__metadata__"}
+    spans = sorted((lo, hi, name) for name, (_, _, lo, hi) in entries.items())
     for (_, hi, a), (lo, _, b) in zip(spans, spans[1:]):
         if lo < hi:
-            raise FormatError(f"{path}: arrays {a!r} and {b!r} overlap")
+            raise FormatError(f"{path}: arrays {shown(a)} and {shown(b)} overlap")
+    arrays = {}
+    for name, (dtype, shape, lo, _) in entries.items():
+        flat = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=start + lo)
+        arrays[name] = flat.reshape(shape).astype(dtype.newbyteorder("="))
     return arrays
 
 
 def load_sef(path: str | Path, *, kind: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read and verify a SEF file: returns ``(arrays, meta)``.
+
+    The work is linear in the file size and bounded (see the module notes); no array is
+    allocated before the whole header has been checked.
 
     Parameters
     ----------
@@ -140,7 +267,7 @@ def load_sef(path: str | Path, *, kind: str | None = None) -> tuple[dict[str, np
     ------
     FormatError
         Missing, truncated, tampered (checksum mismatch), not a keff file, a different format
-        version, or the wrong kind.
+        version, the wrong kind, or over one of the bounds.
     """
     path = Path(path)
     try:
@@ -151,21 +278,20 @@ def load_sef(path: str | Path, *, kind: str | None = None) -> tuple[dict[str, np
     extra = header.get("__metadata__")
     if not isinstance(extra, dict) or extra.get("keff.format") != FORMAT:
         raise FormatError(f"{path}: not a keff SEF file (no keff.format entry in the safetensors metadata)")
-    try:
-        meta = json.loads(extra["keff.meta"])
-        stored = str(extra["keff.sha256"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FormatError(f"{path}: SEF metadata is missing or not JSON ({exc!r})") from None
+    meta_text, stored = extra.get("keff.meta"), extra.get("keff.sha256")
+    if not isinstance(meta_text, str) or not isinstance(stored, str):
+        raise FormatError(f"{path}: SEF metadata lacks the keff.meta or keff.sha256 string")
+    meta = parse_json(meta_text, "SEF metadata (keff.meta)", path)
     if not isinstance(meta, dict):
         raise FormatError(f"{path}: SEF metadata is not a JSON object")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:
         raise FormatError(
-            f"{path}: SEF format_version {version!r} is not supported by this keff (reads {FORMAT_VERSION})"
+            f"{path}: SEF format_version {shown(version)} is not supported by this keff (reads {FORMAT_VERSION})"
         )
     arrays = _read_arrays(header, data, start, path)
     if payload_sha256(meta, arrays) != stored:
         raise FormatError(f"{path}: SHA-256 mismatch: the file was modified or damaged after it was written")
     if kind is not None and meta.get("kind") != kind:
-        raise FormatError(f"{path}: holds a {meta.get('kind')!r}, expected a {kind!r}")
+        raise FormatError(f"{path}: holds a {shown(meta.get('kind'))}, expected a {kind!r}")
     return arrays, meta

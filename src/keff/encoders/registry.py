@@ -3,12 +3,18 @@
 Registry names load models shipped on PyPI (see DESIGN.md); any other name must be a local
 sentence-transformers folder or a hub name. A model that is not installed is an error saying what
 installs it; keff never substitutes another encoder.
+
+A name read from an artifact (a map's source encoder, a specialist's encoder) goes through
+:func:`encoder_for_artifact` instead: keff loads it only if it is a registry name or a model
+folder inside keff's own cache, unless the user names the encoder explicitly, and it checks the
+encoder fingerprint before returning it.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata as metadata
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +26,9 @@ from keff.encoders.hash_encoder import HashEncoder
 from keff.encoders.model_store import mpnet_dir
 from keff.encoders.onnx_backend import OnnxEncoder
 from keff.encoders.sentence_transformers_backend import SentenceTransformerEncoder
-from keff.errors import ModelNotAvailable
-from keff.paths import cache_dir
+from keff.errors import FingerprintMismatch, ModelNotAvailable, UntrustedEncoder
+from keff.paths import cache_dir, models_dir
+from keff.sef import shown
 
 Loader = Callable[..., BaseEncoder]
 
@@ -208,3 +215,96 @@ def get_encoder(
         return encoder
     root = cache_dir() / "embeddings" if cache is True else Path(cache)
     return CachedEncoder(encoder, EmbeddingCache(root))
+
+
+def trusted_cache_folder(name: str) -> Path | None:
+    """The folder ``name`` points to, symlinks and ``..`` resolved, if it lies inside keff's cache
+    (:func:`keff.paths.cache_dir`, where keff writes fine-tuned models) or its model folder
+    (:func:`keff.paths.models_dir`, where it assembles models); else None."""
+    try:
+        folder = Path(name).expanduser().resolve(strict=True)
+        roots = [d.expanduser().resolve() for d in (cache_dir(), models_dir())]
+    except (OSError, RuntimeError, ValueError):  # missing, a symlink loop, a bad ~user, a NUL byte
+        return None
+    inside = any(folder != root and folder.is_relative_to(root) for root in roots)
+    return folder if folder.is_dir() and inside else None
+
+
+def _quoted_for_shell(name: str) -> str:
+    return shlex.quote(name) if len(name) <= 200 else "NAME"
+
+
+def encoder_for_artifact(name: str, fingerprint: str, *, what: str, explicit: str | None = None) -> Encoder:
+    """The encoder an artifact was fitted with, loaded only from a trusted name, fingerprint checked.
+
+    An artifact file is untrusted input: the encoder name it records must not make keff download
+    a model from the hub or load model files from an arbitrary folder. So without ``explicit``,
+    ``name`` must be a registry name (:func:`available_encoders`) or a model folder inside
+    :func:`keff.paths.cache_dir` (after resolving symlinks and ``..``); with ``explicit`` (the
+    user named the encoder, e.g. ``--encoder`` on the command line), that name is loaded as
+    :func:`get_encoder` would, whatever the artifact says. Either way the encoder's fingerprint
+    must equal the one the artifact records.
+
+    Parameters
+    ----------
+    name : str
+        The encoder name the artifact records.
+    fingerprint : str
+        The encoder fingerprint the artifact records; "" if it records none (then only an
+        explicit encoder is accepted, on the user's word).
+    what : str
+        The artifact, for messages: ``"map maps/a.sef"``, ``"specialist 'ft-scifact'"``.
+    explicit : str, optional
+        An encoder the user named (registry name, folder or hub name): loaded without the trust
+        rule.
+
+    Returns
+    -------
+    Encoder
+        As :func:`get_encoder` returns it (with the embedding cache).
+
+    Raises
+    ------
+    UntrustedEncoder
+        ``name`` is not trusted and no ``explicit`` encoder was given; nothing was loaded or
+        downloaded. The message names the encoder and how to name it explicitly.
+    FingerprintMismatch
+        The encoder's fingerprint differs from the artifact's, or the artifact records none and
+        the encoder was not named explicitly.
+    ModelNotAvailable
+        The (trusted or explicit) model is not installed here.
+    """
+    if explicit is not None:
+        encoder = get_encoder(explicit)
+    else:
+        encoder = get_encoder(_trusted_name(name, what))
+    if not fingerprint:
+        if explicit is not None:
+            return encoder  # the artifact records no fingerprint: the user vouches for the encoder
+        raise FingerprintMismatch(
+            f"{what} records no encoder fingerprint, so keff cannot check that {shown(name)} is the model it was "
+            f"fitted with; to use it anyway, name the encoder explicitly (--encoder {_quoted_for_shell(name)})"
+        )
+    if encoder.fingerprint != fingerprint:
+        raise FingerprintMismatch(
+            f"{what} was fitted on encoder {shown(name)} with fingerprint {fingerprint[:12]}, but "
+            f"{shown(encoder.name)} here has fingerprint {encoder.fingerprint[:12]} (a different model or "
+            f"configuration): refit the {what} with this encoder, or use the encoder it was fitted with"
+        )
+    return encoder
+
+
+def _trusted_name(name: str, what: str) -> str:
+    """``name`` if an artifact may name it (a registry name), or the resolved cache folder it
+    points to; else :class:`UntrustedEncoder`."""
+    if isinstance(name, str) and name in _BY_NAME:
+        return name
+    folder = trusted_cache_folder(name) if isinstance(name, str) and name else None
+    if folder is not None:
+        return str(folder)
+    raise UntrustedEncoder(
+        f"{what} asks for encoder {shown(name)}, which is neither a keff registry name ({', '.join(_BY_NAME)}) "
+        f"nor a model folder inside keff's cache ({cache_dir()}); keff does not load or download a model because "
+        f"a file names it. If you trust that model, name it explicitly: --encoder {_quoted_for_shell(str(name))} "
+        "on the command line (explicit= in Python)"
+    )

@@ -9,13 +9,14 @@ about which to prefer and get weight 0 in the loss.
 from __future__ import annotations
 
 import warnings
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import numpy as np
 
-from keff.errors import KeffError
-from keff.estimator import Estimator
+from keff.errors import FormatError, KeffError
+from keff.estimator import COUNT, FLAG, Estimator, ScalarSpec, is_finite_number
 from keff.maps.base import as_matrix
+from keff.sef import shown
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -86,8 +87,17 @@ class LearnedGate(Estimator):
     converged_ : bool
     """
 
-    _state: ClassVar[tuple[str, ...]] = ("mean_", "std_", "coef_", "intercept_")
-    _scalars: ClassVar[tuple[str, ...]] = ("n_specialists_", "n_iter_", "converged_")
+    _state = {
+        "mean_": ("n_features_in_",),
+        "std_": ("n_features_in_",),
+        "coef_": ("n_features_in_", "n_specialists_"),
+        "intercept_": ("n_specialists_",),
+    }
+    _scalars = {
+        "n_specialists_": ScalarSpec(int, minimum=2),
+        "n_iter_": COUNT,
+        "converged_": FLAG,
+    }
 
     def __init__(self, l2: float = 1e-2, temperature: float = 0.05, max_iter: int = 500, seed: int = 0) -> None:
         self.l2 = l2
@@ -96,12 +106,16 @@ class LearnedGate(Estimator):
         self.seed = seed
 
     def _check_params(self) -> None:
-        if not (isinstance(self.l2, (int, float)) and np.isfinite(self.l2) and self.l2 >= 0):
-            raise KeffError(f"l2 must be a finite number >= 0; got {self.l2!r}")
-        if not (isinstance(self.temperature, (int, float)) and np.isfinite(self.temperature) and self.temperature > 0):
-            raise KeffError(f"temperature must be a finite number > 0; got {self.temperature!r}")
+        if not (is_finite_number(self.l2) and self.l2 >= 0):
+            raise KeffError(f"l2 must be a finite number >= 0; got {shown(self.l2)}")
+        if not (is_finite_number(self.temperature) and self.temperature > 0):
+            raise KeffError(f"temperature must be a finite number > 0; got {shown(self.temperature)}")
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
-            raise KeffError(f"max_iter must be an integer >= 1; got {self.max_iter!r}")
+            raise KeffError(f"max_iter must be an integer >= 1; got {shown(self.max_iter)}")
+
+    def _after_restore(self) -> None:
+        if not (self.std_ > 0).all():
+            raise FormatError("LearnedGate feature scales std_ must all be > 0")
 
     def fit(self, F: Any, U: Any) -> Self:
         """Fit on validation queries.

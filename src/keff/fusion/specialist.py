@@ -17,11 +17,15 @@ from typing import Any
 import numpy as np
 
 from keff.encoders.base import l2_normalize
-from keff.errors import FingerprintMismatch, FormatError, KeffError
-from keff.estimator import prefixed
+from keff.errors import FormatError, KeffError
+from keff.estimator import ArraySpec, check_arrays, split_prefixes
 from keff.maps.base import Map, map_from_description
-from keff.sef import load_sef, save_sef
+from keff.sef import load_sef, save_sef, shown
 from keff.uncertainty.base import VarianceEstimator, rebuild_uncertainty
+
+_PARTS = ("map", "uncertainty")
+#: The specialist's own array: its domain centroid in the frame.
+_CENTROID = {"centroid": ArraySpec(("frame_dim",))}
 
 
 @dataclass
@@ -33,7 +37,7 @@ class Specialist:
     name : str
         Short display name (``"ft-scifact"``).
     encoder : str
-        What :func:`keff.encoders.get_encoder` loads it from (registry name or folder).
+        What its encoder is loaded from (registry name or folder; see :meth:`load_encoder`).
     fingerprint : str
         The encoder fingerprint its map, centroid and estimator were fitted with.
     map : Map or None
@@ -70,17 +74,25 @@ class Specialist:
         """Cosine (n,) of frame vectors to the domain centroid."""
         return np.asarray(V_frame, dtype=np.float32) @ self.centroid
 
-    def load_encoder(self):
-        """The encoder, after checking it still has the fingerprint the specialist was fitted on."""
-        from keff.encoders import get_encoder
+    def load_encoder(self, explicit: str | None = None):
+        """The encoder, after checking it still has the fingerprint the specialist was fitted on.
 
-        enc = get_encoder(self.encoder)
-        if enc.fingerprint != self.fingerprint:
-            raise FingerprintMismatch(
-                f"specialist {self.name!r} was fitted on encoder {self.encoder!r} with fingerprint "
-                f"{self.fingerprint[:12]}, but it now has {enc.fingerprint[:12]}: refit the specialist"
-            )
-        return enc
+        The recorded name is loaded only if it is a keff registry name or a model folder inside
+        keff's cache (a specialist file is untrusted input); ``explicit`` names the encoder
+        yourself instead (see :func:`keff.encoders.registry.encoder_for_artifact`).
+
+        Raises
+        ------
+        UntrustedEncoder
+            The recorded name is not trusted and ``explicit`` was not given.
+        FingerprintMismatch
+            The encoder is not the one the specialist was fitted on.
+        """
+        from keff.encoders.registry import encoder_for_artifact
+
+        return encoder_for_artifact(
+            self.encoder, self.fingerprint, what=f"specialist {shown(self.name)}", explicit=explicit
+        )
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -103,22 +115,57 @@ class Specialist:
 
     @classmethod
     def load(cls, path: str | Path) -> Specialist:
-        """Read a specialist saved by :meth:`save` (verified SEF; no code is executed)."""
+        """Read a specialist saved by :meth:`save` (verified SEF; no code is executed).
+
+        Raises
+        ------
+        FormatError
+            Any defect, in one message naming the file: a field of the wrong type, a map or
+            estimator that does not rebuild, a centroid that is not one finite vector of the
+            frame's dimension, an estimator of another dimension than the frame, stray arrays.
+        """
         arrays, meta = load_sef(path, kind="specialist")
         try:
-            mapping = None if meta["map"] is None else map_from_description(meta["map"], prefixed(arrays, "map"))
-            return cls(
-                name=str(meta["name"]),
-                encoder=str(meta["encoder"]),
-                fingerprint=str(meta["fingerprint"]),
-                map=mapping,
-                centroid=arrays["centroid"],
-                uncertainty=rebuild_uncertainty(meta["uncertainty"], prefixed(arrays, "uncertainty")),
-                domain=meta.get("domain"),
-                info=meta.get("info", {}),
-            )
+            return cls._from_meta(meta, arrays)
         except (KeyError, TypeError, KeffError) as exc:
             raise FormatError(f"{path}: not a valid specialist ({exc})") from None
+
+    @classmethod
+    def _from_meta(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Specialist:
+        """Rebuild from verified SEF content, checking every field, part and array (FormatError)."""
+        missing = [key for key in ("name", "encoder", "fingerprint", *_PARTS) if key not in meta]
+        if missing:
+            raise FormatError(f"the metadata lacks {missing}")
+        groups = split_prefixes(arrays)
+        stray = sorted(k for k in groups if k not in ("", *_PARTS))
+        if stray:
+            raise FormatError(f"arrays under {shown(stray)} belong to no part of a specialist")
+        texts = {key: _text(meta, key) for key in ("name", "encoder", "fingerprint")}
+        domain, info = meta.get("domain"), meta.get("info", {})
+        if domain is not None and not isinstance(domain, str):
+            raise FormatError(f"domain must be a string or null; got {shown(domain)}")
+        if not isinstance(info, dict):
+            raise FormatError(f"info must be a JSON object; got {shown(info)}")
+        mapping = None if meta["map"] is None else map_from_description(meta["map"], groups.get("map", {}))
+        if mapping is None and "map" in groups:
+            raise FormatError("the specialist has no map but the file holds map arrays")
+        uncertainty = rebuild_uncertainty(meta["uncertainty"], groups.get("uncertainty", {}))
+        frame_dim = uncertainty.n_features_in_ if mapping is None else mapping.target_dim_
+        if uncertainty.n_features_in_ != frame_dim:
+            raise FormatError(
+                f"the uncertainty estimator takes {uncertainty.n_features_in_}-d vectors but the map outputs "
+                f"{frame_dim}-d frame vectors"
+            )
+        own = check_arrays("Specialist", _CENTROID, groups.get("", {}), {"frame_dim": frame_dim})
+        return cls(**texts, map=mapping, centroid=own["centroid"], uncertainty=uncertainty, domain=domain, info=info)
+
+
+def _text(meta: dict[str, Any], key: str) -> str:
+    """``meta[key]``, which must be a non-empty string."""
+    value = meta[key]
+    if not isinstance(value, str) or not value:
+        raise FormatError(f"{key} must be a non-empty string; got {shown(value)}")
+    return value
 
 
 def fit_specialist(

@@ -9,14 +9,16 @@ them. :mod:`keff.maps.low_rank` reuses :func:`fit_ridge`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from keff.errors import KeffError
+from keff.estimator import NON_NEGATIVE, is_finite_number
 from keff.maps.base import Map, register_map
+from keff.sef import shown
 
 #: The default alpha grid: 1e-4, 1e-3, ..., 1e3.
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(10.0**e for e in range(-4, 4))
@@ -49,16 +51,18 @@ class RidgeSolution:
 def check_alpha(alpha: Any, alphas: Any) -> tuple[float | None, tuple[float, ...]]:
     """Validate ``alpha`` ("auto" or a float >= 0) and the GCV grid; returns ``(alpha, grid)``
     with ``alpha`` None for "auto"."""
-    try:
-        grid = tuple(float(a) for a in alphas)
-    except (TypeError, ValueError):
-        raise KeffError(f"alphas must be a sequence of numbers; got {alphas!r}") from None
+    if isinstance(alphas, (str, bytes)) or not isinstance(alphas, Iterable):
+        raise KeffError(f"alphas must be a sequence of numbers; got {shown(alphas)}")
+    grid = tuple(alphas)
+    if not all(is_finite_number(a) for a in grid):
+        raise KeffError(f"alphas must be a sequence of finite numbers; got {shown(alphas)}")
+    grid = tuple(float(a) for a in grid)
     if alpha == "auto":
-        if not grid or not all(math.isfinite(a) and a > 0 for a in grid):
-            raise KeffError(f"alphas must be a non-empty sequence of positive finite numbers; got {alphas!r}")
+        if not grid or not all(a > 0 for a in grid):
+            raise KeffError(f"alphas must be a non-empty sequence of positive finite numbers; got {shown(alphas)}")
         return None, grid
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not (math.isfinite(alpha) and alpha >= 0):
-        raise KeffError(f"alpha must be 'auto' or a finite number >= 0; got {alpha!r}")
+    if not (is_finite_number(alpha) and alpha >= 0):
+        raise KeffError(f"alpha must be 'auto' or a finite number >= 0; got {shown(alpha)}")
     return float(alpha), grid
 
 
@@ -135,12 +139,15 @@ class Affine(Map):
         The ridge strength used.
     """
 
-    _state = ("W_", "b_")
-    _scalars = ("alpha_",)
+    _state = {"W_": ("source_dim_", "target_dim_"), "b_": ("target_dim_",)}
+    _scalars = {"alpha_": NON_NEGATIVE}
 
     def __init__(self, alpha: float | str = "auto", alphas: Sequence[float] = DEFAULT_ALPHAS) -> None:
         self.alpha = alpha
         self.alphas = alphas
+
+    def _check_params(self) -> None:
+        check_alpha(self.alpha, self.alphas)
 
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
         alpha, grid = check_alpha(self.alpha, self.alphas)

@@ -8,13 +8,14 @@ estimator. Every map saves to and loads from one SEF file (:mod:`keff.sef`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from keff.errors import FormatError, KeffError
-from keff.estimator import Estimator, rebuild
+from keff.estimator import DIM, ArraySpec, Estimator, ScalarSpec, rebuild
 from keff.sef import load_sef, save_sef
 
 #: Map classes by name, filled by :func:`register_map`; :func:`load_map` dispatches on it.
@@ -54,14 +55,15 @@ class Map(Estimator):
     """Base class of vector maps: ``fit(X, Y)`` then ``transform(X)``.
 
     Subclasses implement ``_fit(X, Y)`` (float32 inputs, validated), ``_transform(X)``, and
-    list their fitted array attributes in ``_state``. ``source_dim_`` and ``target_dim_`` are
-    set by :meth:`fit`.
+    declare their fitted arrays in ``_state`` (shapes in terms of ``source_dim_``,
+    ``target_dim_`` and other symbols, see :mod:`keff.estimator`) and their fitted scalars in
+    ``_scalars``. ``source_dim_`` and ``target_dim_`` are set by :meth:`fit`.
     """
 
-    #: Names of the fitted array attributes saved to SEF (each ends with ``_``).
-    _state: ClassVar[tuple[str, ...]] = ()
-    #: Names of fitted scalar attributes (numbers, strings) saved in the SEF metadata JSON.
-    _scalars: ClassVar[tuple[str, ...]] = ()
+    #: Fitted arrays saved to SEF (each ends with ``_``): name -> shape or ArraySpec.
+    _state: ClassVar[Mapping[str, ArraySpec]] = {}
+    #: Fitted scalars (numbers, strings) saved in the SEF metadata JSON: name -> ScalarSpec.
+    _scalars: ClassVar[Mapping[str, ScalarSpec]] = {}
     _fitted_marker: ClassVar[str] = "source_dim_"
 
     # -- fitting and applying -------------------------------------------------------------
@@ -92,9 +94,18 @@ class Map(Estimator):
 
     # -- parameters and state -------------------------------------------------------------
     def set_state(self, arrays: dict[str, np.ndarray], source_dim: int, target_dim: int) -> Map:
-        """Restore fitted arrays (the inverse of :meth:`get_state`)."""
+        """Restore fitted arrays (the inverse of :meth:`get_state`).
+
+        Raises
+        ------
+        FormatError
+            A dimension that is not an int in ``[1, MAX_DIM]``, or arrays that do not match
+            the declared ``_state`` (see :func:`keff.estimator.check_arrays`).
+        """
+        owner = type(self).__name__
+        self.source_dim_ = DIM.check(owner, "source_dim", source_dim)
+        self.target_dim_ = DIM.check(owner, "target_dim", target_dim)
         self._restore_arrays(arrays)
-        self.source_dim_, self.target_dim_ = int(source_dim), int(target_dim)
         return self
 
     def describe(self) -> dict[str, Any]:
@@ -112,16 +123,11 @@ class Map(Estimator):
 
     @classmethod
     def from_description(cls, description: dict[str, Any], arrays: dict[str, np.ndarray]) -> Map:
-        """Rebuild a fitted map; composite maps (a chain) override this."""
-        est = cls(**description.get("params", {}))
-        est.set_state(arrays, description["source_dim"], description["target_dim"])
-        fitted = description.get("fitted", {})
-        missing = [n for n in est._scalars if n not in fitted]
-        if missing:
-            raise FormatError(f"{cls.__name__} description lacks fitted values {missing}")
-        for name in est._scalars:
-            setattr(est, name, fitted[name])
-        return est
+        """Rebuild a fitted map, checking parameters, fitted scalars, dimensions and arrays;
+        composite maps (a chain) override this."""
+        est = cls._from_params(description)
+        est._restore_scalars(description.get("fitted", {}), cls._scalars)
+        return est.set_state(arrays, description.get("source_dim"), description.get("target_dim"))
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
@@ -136,7 +142,14 @@ def map_from_description(description: dict[str, Any], arrays: dict[str, np.ndarr
 
 
 def load_map(path: str | Path) -> tuple[Map, dict[str, Any]]:
-    """Load a map saved with :meth:`Map.save`: returns ``(map, meta)``."""
+    """Load a map saved with :meth:`Map.save`: returns ``(map, meta)``.
+
+    Raises
+    ------
+    FormatError
+        Any defect of the file or of the map it describes (wrong shapes, types, dimensions,
+        unknown map type), in one message naming the file.
+    """
     arrays, meta = load_sef(path, kind="map")
     try:
         return map_from_description(meta, arrays), meta

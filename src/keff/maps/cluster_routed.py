@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from keff.errors import FormatError, KeffError
+from keff.estimator import ArraySpec, ScalarSpec, is_finite_number
 from keff.maps.base import Map, as_matrix, register_map
 from keff.maps.kmeans import normalise_rows, resolve_n_clusters, spherical_kmeans, unit_rows
 from keff.maps.procrustes import check_flag
@@ -25,6 +26,7 @@ from keff.maps.routing import (
     top_k_renormalise,
 )
 from keff.progress import progress_bar
+from keff.sef import shown
 
 ROUTINGS = ("centroid", "question")
 #: Smallest importance p_i kept, so that log p_i stays finite for a perfectly uniform router.
@@ -36,7 +38,7 @@ KMEANS_MAX_ITER, KMEANS_TOL = 100, 1e-6
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise KeffError(f"{name} must be an integer >= {minimum}; got {value!r}")
+        raise KeffError(f"{name} must be an integer >= {minimum}; got {shown(value)}")
     return int(value)
 
 
@@ -126,8 +128,22 @@ class ClusterRouted(Map):
     n_clusters_ : int
     """
 
-    _state = ("centroids_", "U_", "R_", "mu_q_", "t_", "cluster_sizes_")
-    _scalars = ("n_clusters_",)
+    # Every array lives in one d-dim space (source_dim_ == target_dim_, checked on load); r is
+    # the subspace rank and n the number of training questions, both bound by the arrays.
+    _state = {
+        "centroids_": ("n_clusters_", "source_dim_"),
+        "U_": ("n_clusters_", "source_dim_", "r"),
+        "R_": ("n_clusters_", "r", "r"),
+        "mu_q_": ("n_clusters_", "source_dim_"),
+        "t_": ("n_clusters_", "source_dim_"),
+        "cluster_sizes_": ArraySpec(("n_clusters_",), np.int64),
+    }
+    _question_state = {
+        "questions_": ArraySpec(("n", "source_dim_")),
+        "labels_": ArraySpec(("n",), np.int64),
+        "p_": ArraySpec(("n",)),
+    }
+    _scalars = {"n_clusters_": ScalarSpec(int, minimum=1)}
 
     def __init__(
         self,
@@ -155,8 +171,8 @@ class ClusterRouted(Map):
 
     # -- parameters ----------------------------------------------------------------------
     def _routing_mode(self) -> str:
-        if self.routing not in ROUTINGS:
-            raise KeffError(f"routing must be one of {ROUTINGS}; got {self.routing!r}")
+        if not isinstance(self.routing, str) or self.routing not in ROUTINGS:
+            raise KeffError(f"routing must be one of {ROUTINGS}; got {shown(self.routing)}")
         question_only = [n for n in ("final_softmax", "importance") if check_flag(n, getattr(self, n))]
         if self.routing == "centroid" and question_only:
             raise KeffError(f"{', '.join(question_only)} apply to routing='question' only")
@@ -165,18 +181,26 @@ class ClusterRouted(Map):
         _check_int("question_top_n", self.question_top_n, 1)
         return self.routing
 
+    def _check_params(self) -> None:
+        self._routing_mode()
+        _check_int("rank", self.rank, 1)
+        _check_int("seed", self.seed, 0)
+        if not (is_finite_number(self.alpha) and self.alpha >= 0):
+            raise KeffError(f"alpha must be a number >= 0; got {shown(self.alpha)}")
+
     def _routing_state(self) -> tuple[str, ...]:
         if self.routing != "question":
             return ()
         return ("questions_", "labels_", "p_") if self.importance else ("questions_", "labels_")
 
+    def _state_specs(self) -> dict[str, ArraySpec]:
+        """The cluster maps, plus the training questions (and importances) of question routing."""
+        return {**self._state, **{name: self._question_state[name] for name in self._routing_state()}}
+
     # -- fitting -------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
-        routing = self._routing_mode()
-        rank = _check_int("rank", self.rank, 1)
-        _check_int("seed", self.seed, 0)
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha >= 0:
-            raise KeffError(f"alpha must be a number >= 0; got {self.alpha!r}")
+        self._check_params()
+        routing, rank = self.routing, int(self.rank)
         if X.shape[1] != Y.shape[1]:
             raise KeffError(f"questions and answers must share one space; got {X.shape[1]}-d and {Y.shape[1]}-d")
         n, d = X.shape
@@ -281,39 +305,18 @@ class ClusterRouted(Map):
         """Bytes of every saved array (cluster maps, centroids, training questions if any)."""
         return int(sum(a.nbytes for a in self.get_state().values()))
 
-    def get_state(self) -> dict[str, np.ndarray]:
-        state = super().get_state()
-        state.update({name: np.asarray(getattr(self, name)) for name in self._routing_state()})
-        return state
-
-    def set_state(self, arrays: dict[str, np.ndarray], source_dim: int, target_dim: int) -> ClusterRouted:
-        self._routing_mode()
-        extra = self._routing_state()
-        missing = [name for name in extra if name not in arrays]
-        if missing:
-            raise FormatError(f"ClusterRouted(routing={self.routing!r}) state lacks arrays {missing}")
-        super().set_state(arrays, source_dim, target_dim)
-        for name in extra:
-            setattr(self, name, arrays[name])
-        self._check_shapes()
-        self._clear_cache()
-        return self
-
-    def _check_shapes(self) -> None:
-        K, d = self.centroids_.shape
-        r = self.U_.shape[2] if self.U_.ndim == 3 else -1
-        want = {"U_": (K, d, r), "R_": (K, r, r), "mu_q_": (K, d), "t_": (K, d), "cluster_sizes_": (K,)}
-        n = self.questions_.shape[0] if "questions_" in self._routing_state() else 0
-        want.update({"questions_": (n, d), "labels_": (n,), "p_": (n,)})
-        for name in ("U_", "R_", "mu_q_", "t_", "cluster_sizes_", *self._routing_state()):
-            shape = getattr(self, name).shape
-            if shape != want[name]:
-                raise FormatError(f"ClusterRouted array {name} has shape {shape}, expected {want[name]}")
-        if d != self.source_dim_ or self.target_dim_ != d:
+    def _after_restore(self) -> None:
+        """Cross-checks the shapes cannot express; drops cached factors."""
+        if self.source_dim_ != self.target_dim_:
             claim = f"{self.source_dim_} -> {self.target_dim_}"
-            raise FormatError(f"ClusterRouted arrays are {d}-d but the map claims {claim}")
-        if n and (self.labels_.min() < 0 or self.labels_.max() >= K):
+            raise FormatError(f"ClusterRouted arrays are {self.source_dim_}-d but the map claims {claim}")
+        K = self.centroids_.shape[0]
+        labels = self.labels_ if "labels_" in self._routing_state() else np.zeros(0, np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= K):
             raise FormatError(f"ClusterRouted labels_ must lie in [0, {K})")
+        if "p_" in self._routing_state() and not ((self.p_ > 0) & (self.p_ <= 1)).all():
+            raise FormatError("ClusterRouted importances p_ must lie in (0, 1]")
+        self._clear_cache()
 
 
 def routed_throughput(model: ClusterRouted, X: Any, repeats: int = 5) -> float:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from keff.errors import KeffError, require
+from keff.estimator import COUNT
 from keff.maps.base import Map, check_pair, register_map
 
 
@@ -50,8 +51,8 @@ class ContrastiveMap(Map):
         Seeds the split and torch.
     """
 
-    _state = ("W_", "b_")
-    _scalars = ("best_epoch_",)
+    _state = {"W_": ("source_dim_", "target_dim_"), "b_": ("target_dim_",)}
+    _scalars = {"best_epoch_": COUNT}
 
     def __init__(
         self,

@@ -14,18 +14,20 @@ from typing import Any
 
 import numpy as np
 
-from keff.errors import FormatError, KeffError
+from keff.errors import KeffError
+from keff.estimator import NON_NEGATIVE, ArraySpec
 from keff.maps.affine import DEFAULT_ALPHAS, check_alpha, fit_ridge
 from keff.maps.base import Map, register_map
 from keff.maps.procrustes import Procrustes
+from keff.sef import shown
 
 BASES = ("auto", "identity", "none", "procrustes")
 
 
 def resolve_base(base: Any, source_dim: int, target_dim: int) -> str:
     """The base mode for these dimensions: "auto" is "identity" when they match, else "none"."""
-    if base not in BASES:
-        raise KeffError(f"base must be one of {', '.join(map(repr, BASES))}; got {base!r}")
+    if not isinstance(base, str) or base not in BASES:
+        raise KeffError(f"base must be one of {', '.join(map(repr, BASES))}; got {shown(base)}")
     if base == "auto":
         return "identity" if source_dim == target_dim else "none"
     if base == "identity" and source_dim != target_dim:
@@ -70,8 +72,10 @@ class LowRankAffine(Map):
         The ridge strength used.
     """
 
-    _state = ("A_", "C_", "b_")
-    _scalars = ("alpha_",)
+    # r: the effective rank, bound by the stored factors
+    _state = {"A_": ("source_dim_", "r"), "C_": ("r", "target_dim_"), "b_": ("target_dim_",)}
+    _base_state = {"B_": ArraySpec(("source_dim_", "target_dim_"))}
+    _scalars = {"alpha_": NON_NEGATIVE}
 
     def __init__(
         self,
@@ -85,9 +89,15 @@ class LowRankAffine(Map):
         self.base = base
         self.alphas = alphas
 
-    def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
+    def _check_params(self) -> None:
         if isinstance(self.rank, bool) or not isinstance(self.rank, (int, np.integer)) or self.rank < 1:
-            raise KeffError(f"rank must be an integer >= 1; got {self.rank!r}")
+            raise KeffError(f"rank must be an integer >= 1; got {shown(self.rank)}")
+        check_alpha(self.alpha, self.alphas)
+        if not isinstance(self.base, str) or self.base not in BASES:
+            raise KeffError(f"base must be one of {', '.join(map(repr, BASES))}; got {shown(self.base)}")
+
+    def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
+        self._check_params()
         alpha, grid = check_alpha(self.alpha, self.alphas)
         n, d_s, d_t = X.shape[0], X.shape[1], Y.shape[1]
         base = resolve_base(self.base, d_s, d_t)
@@ -127,18 +137,12 @@ class LowRankAffine(Map):
             out += X @ self.B_
         return out
 
-    def get_state(self) -> dict[str, np.ndarray]:
-        state = super().get_state()
-        if self.base_ == "procrustes":
-            state["B_"] = np.asarray(self.B_)
-        return state
+    def _state_specs(self) -> dict[str, ArraySpec]:
+        """``A_``, ``C_``, ``b_``, and ``B_`` with the Procrustes base."""
+        return {**self._state, **(self._base_state if self.base == "procrustes" else {})}
 
-    def set_state(self, arrays: dict[str, np.ndarray], source_dim: int, target_dim: int) -> LowRankAffine:
-        base = resolve_base(self.base, source_dim, target_dim)
-        if base == "procrustes" and "B_" not in arrays:
-            raise FormatError("LowRankAffine(base='procrustes') state lacks array 'B_'")
-        super().set_state(arrays, source_dim, target_dim)
-        self.B_ = arrays["B_"] if base == "procrustes" else None
-        self.base_ = base
+    def _after_restore(self) -> None:
+        self.base_ = resolve_base(self.base, self.source_dim_, self.target_dim_)
+        if self.base_ != "procrustes":
+            self.B_ = None
         self.rank_ = int(self.A_.shape[1])
-        return self

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from keff.errors import KeffError
+from keff.estimator import FINITE
 from keff.maps.base import Map, register_map
 
 
@@ -46,18 +47,21 @@ class Procrustes(Map):
     scale_ : float
     """
 
-    _state = ("W_", "b_")
-    _scalars = ("scale_",)
+    _state = {"W_": ("source_dim_", "target_dim_"), "b_": ("target_dim_",)}
+    _scalars = {"scale_": FINITE}
 
     def __init__(self, center: bool = True, scale: bool = False, allow_reflection: bool = True) -> None:
         self.center = center
         self.scale = scale
         self.allow_reflection = allow_reflection
 
+    def _check_params(self) -> None:
+        for name in ("center", "scale", "allow_reflection"):
+            check_flag(name, getattr(self, name))
+
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
-        center = check_flag("center", self.center)
-        scale = check_flag("scale", self.scale)
-        allow_reflection = check_flag("allow_reflection", self.allow_reflection)
+        self._check_params()
+        center, scale, allow_reflection = self.center, self.scale, self.allow_reflection
         d_s, d_t = X.shape[1], Y.shape[1]
         if not allow_reflection and d_s != d_t:
             raise KeffError(

@@ -16,8 +16,10 @@ import numpy as np
 from scipy.special import erf
 
 from keff.errors import FormatError, KeffError, NotFittedError, require
+from keff.estimator import COUNT, ArraySpec, ScalarSpec, is_finite_number
 from keff.maps.affine import Affine
 from keff.maps.base import Map, register_map
+from keff.sef import shown
 from keff.train.losses import LOSSES
 
 BASES = ("auto", "identity", "linear")
@@ -38,8 +40,8 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 def resolve_base(base: str, source_dim: int, target_dim: int) -> str:
     """``"identity"`` or ``"linear"`` for a ``base`` parameter and the data's dims."""
-    if base not in BASES:
-        raise KeffError(f"unknown base {base!r}: choose one of {', '.join(BASES)}")
+    if not isinstance(base, str) or base not in BASES:
+        raise KeffError(f"unknown base {shown(base)}: choose one of {', '.join(BASES)}")
     if base == "auto":
         return "identity" if source_dim == target_dim else "linear"
     if base == "identity" and source_dim != target_dim:
@@ -114,9 +116,18 @@ class ResidualMLP(Map):
         Rows of the fitted X used for training and for early stopping (not saved to SEF).
     """
 
-    _state = ("W1_", "b1_", "W2_", "b2_")
-    _base_state = ("base_W_", "base_b_")
-    _scalars = ("base_", "base_alpha_", "best_epoch_")
+    _state = {
+        "W1_": ("source_dim_", "hidden"),
+        "b1_": ("hidden",),
+        "W2_": ("hidden", "target_dim_"),
+        "b2_": ("target_dim_",),
+    }
+    _base_state = {"base_W_": ArraySpec(("source_dim_", "target_dim_")), "base_b_": ArraySpec(("target_dim_",))}
+    _scalars = {
+        "base_": ScalarSpec(str, choices=("identity", "linear")),
+        "base_alpha_": ScalarSpec(float, minimum=0, optional=True),
+        "best_epoch_": COUNT,
+    }
 
     def __init__(
         self,
@@ -148,14 +159,16 @@ class ResidualMLP(Map):
 
     # -- fitting --------------------------------------------------------------------------
     def _check_params(self) -> None:
-        if not isinstance(self.hidden, int) or self.hidden < 1:
-            raise KeffError(f"hidden must be a positive int, got {self.hidden!r}")
-        if self.loss not in LOSSES:
-            raise KeffError(f"unknown loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise KeffError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not self.lr > 0:
-            raise KeffError(f"lr must be > 0, got {self.lr!r}")
+        if isinstance(self.hidden, bool) or not isinstance(self.hidden, int) or self.hidden < 1:
+            raise KeffError(f"hidden must be a positive int, got {shown(self.hidden)}")
+        if not isinstance(self.loss, str) or self.loss not in LOSSES:
+            raise KeffError(f"unknown loss {shown(self.loss)}: choose one of {', '.join(LOSSES)}")
+        if not (is_finite_number(self.dropout) and 0.0 <= self.dropout < 1.0):
+            raise KeffError(f"dropout must be in [0, 1), got {shown(self.dropout)}")
+        if not (is_finite_number(self.lr) and self.lr > 0):
+            raise KeffError(f"lr must be > 0, got {shown(self.lr)}")
+        if not isinstance(self.base, str) or self.base not in BASES:
+            raise KeffError(f"unknown base {shown(self.base)}: choose one of {', '.join(BASES)}")
 
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
         self._check_params()
@@ -255,28 +268,13 @@ class ResidualMLP(Map):
         }
 
     # -- state ----------------------------------------------------------------------------
-    def get_state(self) -> dict[str, np.ndarray]:
-        state = super().get_state()
-        if self.base_ == "linear":
-            state.update({name: np.asarray(getattr(self, name)) for name in self._base_state})
-        return state
+    def _state_specs(self) -> dict[str, ArraySpec]:
+        """The MLP's arrays, and the base's with a linear base."""
+        linear = resolve_base(self.base, self.source_dim_, self.target_dim_) == "linear"
+        return {**self._state, **(self._base_state if linear else {})}
 
-    def set_state(self, arrays: dict[str, np.ndarray], source_dim: int, target_dim: int) -> Map:
-        base = resolve_base(self.base, int(source_dim), int(target_dim))
-        expected = {
-            "W1_": (source_dim, self.hidden),
-            "b1_": (self.hidden,),
-            "W2_": (self.hidden, target_dim),
-            "b2_": (target_dim,),
-        }
-        if base == "linear":
-            expected.update({"base_W_": (source_dim, target_dim), "base_b_": (target_dim,)})
-        for name, shape in expected.items():
-            if name not in arrays:
-                raise FormatError(f"ResidualMLP state lacks array {name!r}")
-            if tuple(arrays[name].shape) != tuple(int(s) for s in shape):
-                raise FormatError(f"ResidualMLP array {name!r} has shape {arrays[name].shape}, expected {shape}")
-            setattr(self, name, np.asarray(arrays[name], dtype=np.float32))
+    def _after_restore(self) -> None:
+        base = resolve_base(self.base, self.source_dim_, self.target_dim_)
+        if getattr(self, "base_", base) != base:
+            raise FormatError(f"ResidualMLP records base {self.base_!r} but base={self.base!r} resolves to {base!r}")
         self.base_ = base
-        self.source_dim_, self.target_dim_ = int(source_dim), int(target_dim)
-        return self

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 
 from keff.errors import KeffError
+from keff.estimator import is_finite_number
 from keff.index.numpy_backend import topk_rows
+from keff.sef import shown
 
 
 def softmax_rows(logits: np.ndarray) -> np.ndarray:
@@ -126,10 +128,8 @@ def routing_entropy(weights: np.ndarray) -> np.ndarray:
 
 def check_temperature(temperature: Any) -> float:
     """Validate a softmax temperature: a finite number > 0."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)):
-        raise KeffError(f"temperature must be a number > 0; got {temperature!r}")
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise KeffError(f"temperature must be finite and > 0; got {temperature!r}")
+    if not (is_finite_number(temperature) and temperature > 0):
+        raise KeffError(f"temperature must be a finite number > 0; got {shown(temperature)}")
     return float(temperature)
 
 

@@ -10,14 +10,14 @@ observed retrieval error.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from keff.errors import KeffError
-from keff.estimator import Estimator, rebuild
+from keff.estimator import Estimator, is_finite_number, rebuild
 from keff.index._validate import as_float32_matrix
+from keff.sef import shown
 
 #: Variance estimator classes by name, filled by :func:`register_uncertainty`.
 UNCERTAINTY_TYPES: dict[str, type[VarianceEstimator]] = {}
@@ -73,11 +73,10 @@ def as_scores(values: Any, name: str, n: int | None = None) -> np.ndarray:
 
 def check_positive(name: str, value: Any, *, allow_zero: bool = False, integer: bool = False) -> float | int:
     """Validate a finite number > 0 (>= 0 with ``allow_zero``; an int with ``integer``)."""
-    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
-    ok = ok_type and not isinstance(value, bool) and math.isfinite(value)
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) if integer else is_finite_number(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
         kind = "an integer" if integer else "a finite number"
-        raise KeffError(f"{name} must be {kind} {'>= 0' if allow_zero else '> 0'}; got {value!r}")
+        raise KeffError(f"{name} must be {kind} {'>= 0' if allow_zero else '> 0'}; got {shown(value)}")
     return int(value) if integer else float(value)
 
 
@@ -86,7 +85,9 @@ class VarianceEstimator(Estimator):
 
     Subclasses implement ``_fit(V, **kw)`` (``V`` validated float32), ``_raw_score(Q)``
     (validated float32 queries of the fitted dimension) and ``_squash(raw)`` (raw score ->
-    variance), and list their fitted arrays in ``_state`` and fitted scalars in ``_scalars``.
+    variance), validate their parameters in ``_check_params`` (run by ``_fit`` and on load),
+    and declare their fitted arrays in ``_state`` (shapes in terms of ``n_features_in_`` and
+    other symbols, see :mod:`keff.estimator`) and fitted scalars in ``_scalars``.
 
     Attributes
     ----------

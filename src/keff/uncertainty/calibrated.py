@@ -7,7 +7,8 @@ from typing import Any, Self
 import numpy as np
 
 from keff.errors import FormatError, KeffError
-from keff.estimator import prefixed
+from keff.estimator import ArraySpec, split_prefixes
+from keff.sef import shown
 from keff.uncertainty.base import (
     VarianceEstimator,
     as_scores,
@@ -52,7 +53,8 @@ class CalibratedVariance(VarianceEstimator):
     n_features_in_ : int
     """
 
-    _state = ("x_", "y_")
+    # m: the number of isotonic knots
+    _state = {"x_": ArraySpec(("m",), np.float64), "y_": ArraySpec(("m",), np.float64)}
 
     def __init__(self, base: dict | None = None, eps: float = 1e-3, increasing: bool = True) -> None:
         self.base = base
@@ -93,10 +95,13 @@ class CalibratedVariance(VarianceEstimator):
         base._check_fitted()
         return base
 
-    def _fit(self, V: np.ndarray, *, raw_scores: Any, errors: Any, base_estimator: Any) -> None:
+    def _check_params(self) -> None:
         check_positive("eps", self.eps)
         if not isinstance(self.increasing, bool):
             raise KeffError(f"increasing must be True or False; got {self.increasing!r}")
+
+    def _fit(self, V: np.ndarray, *, raw_scores: Any, errors: Any, base_estimator: Any) -> None:
+        self._check_params()
         if base_estimator is None:
             if not hasattr(self, "base_"):
                 raise KeffError("CalibratedVariance needs a fitted base estimator: use fit_from(base, Q_val, errors)")
@@ -126,12 +131,20 @@ class CalibratedVariance(VarianceEstimator):
         state.update({f"{_BASE}/{k}": v for k, v in self.base_.get_state().items()})
         return state
 
+    def _after_restore(self) -> None:
+        if self.x_.size == 0 or not (np.diff(self.x_) > 0).all():
+            raise FormatError("CalibratedVariance knots x_ must be a non-empty, strictly increasing sequence")
+
     @classmethod
     def from_description(cls, description: dict[str, Any], arrays: dict[str, np.ndarray]) -> CalibratedVariance:
-        est = super().from_description(description, arrays)
+        groups = split_prefixes(arrays)
+        own, base_arrays = groups.pop("", {}), groups.pop(_BASE, {})
+        if groups:
+            raise FormatError(f"CalibratedVariance state holds arrays of no part: {shown(sorted(groups))}")
+        est = super().from_description(description, own)
         if not isinstance(est.base, dict):
             raise FormatError("CalibratedVariance description has no 'base' estimator description")
-        est.base_ = rebuild_uncertainty(est.base, prefixed(arrays, _BASE))
+        est.base_ = rebuild_uncertainty(est.base, base_arrays)
         if est.base_.n_features_in_ != est.n_features_in_:
             raise FormatError(
                 f"CalibratedVariance is {est.n_features_in_}-d but its base is {est.base_.n_features_in_}-d"

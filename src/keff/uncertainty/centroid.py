@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from keff.errors import KeffError
-from keff.uncertainty._robust import exp_squash, robust_location_scale
+from keff.estimator import FINITE, ScalarSpec
+from keff.uncertainty._robust import MIN_SCALE, exp_squash, robust_location_scale
 from keff.uncertainty.base import VarianceEstimator, check_positive, register_uncertainty, unit_rows
 
 
@@ -38,17 +39,20 @@ class CentroidDistance(VarianceEstimator):
     n_features_in_ : int
     """
 
-    _state = ("centroid_",)
-    _scalars = ("median_", "scale_")
+    _state = {"centroid_": ("n_features_in_",)}
+    _scalars = {"median_": FINITE, "scale_": ScalarSpec(float, above=MIN_SCALE)}
     _min_rows = 2
 
     def __init__(self, sharpness: float = 3.0, floor: float = 1e-6) -> None:
         self.sharpness = sharpness
         self.floor = floor
 
-    def _fit(self, V: np.ndarray) -> None:
+    def _check_params(self) -> None:
         check_positive("sharpness", self.sharpness)
         check_positive("floor", self.floor, allow_zero=True)
+
+    def _fit(self, V: np.ndarray) -> None:
+        self._check_params()
         V = unit_rows(V, "V")
         mean = V.astype(np.float64).mean(axis=0)
         norm = float(np.linalg.norm(mean))

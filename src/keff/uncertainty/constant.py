@@ -24,8 +24,11 @@ class ConstantVariance(VarianceEstimator):
     def __init__(self, value: float = 1.0) -> None:
         self.value = value
 
-    def _fit(self, V: np.ndarray) -> None:
+    def _check_params(self) -> None:
         check_positive("value", self.value)
+
+    def _fit(self, V: np.ndarray) -> None:
+        self._check_params()
 
     def _raw_score(self, Q: np.ndarray) -> np.ndarray:
         return np.zeros(Q.shape[0], dtype=np.float64)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from keff.errors import KeffError
+from keff.errors import FormatError, KeffError
+from keff.estimator import FINITE, ScalarSpec
 from keff.index import ExactIndex
-from keff.uncertainty._robust import exp_squash, robust_location_scale
+from keff.uncertainty._robust import MIN_SCALE, exp_squash, robust_location_scale
 from keff.uncertainty.base import VarianceEstimator, check_positive, register_uncertainty, unit_rows
 
 
@@ -67,8 +68,9 @@ class KnnDensity(VarianceEstimator):
     score held-out queries, not the reference.
     """
 
-    _state = ("reference_",)
-    _scalars = ("median_", "scale_")
+    # m: the number of kept reference rows (at least k + 1, checked on load)
+    _state = {"reference_": ("m", "n_features_in_")}
+    _scalars = {"median_": FINITE, "scale_": ScalarSpec(float, above=MIN_SCALE)}
     _min_rows = 2
 
     def __init__(self, k: int = 10, max_reference: int = 5000, sharpness: float = 3.0, seed: int = 0) -> None:
@@ -77,11 +79,15 @@ class KnnDensity(VarianceEstimator):
         self.sharpness = sharpness
         self.seed = seed
 
-    def _fit(self, V: np.ndarray) -> None:
-        k = check_positive("k", self.k, integer=True)
-        max_reference = check_positive("max_reference", self.max_reference, integer=True)
+    def _check_params(self) -> None:
+        check_positive("k", self.k, integer=True)
+        check_positive("max_reference", self.max_reference, integer=True)
         check_positive("sharpness", self.sharpness)
         check_positive("seed", self.seed, allow_zero=True, integer=True)
+
+    def _fit(self, V: np.ndarray) -> None:
+        self._check_params()
+        k, max_reference = int(self.k), int(self.max_reference)
         n = V.shape[0]
         if n > max_reference:
             keep = np.sort(np.random.default_rng(self.seed).choice(n, size=max_reference, replace=False))
@@ -95,6 +101,11 @@ class KnnDensity(VarianceEstimator):
         self.reference_ = R
         loo = leave_one_out_knn_distance(ExactIndex(R), R, k)
         self.median_, self.scale_ = robust_location_scale(loo, f"mean distance to the {k} nearest neighbours")
+
+    def _after_restore(self) -> None:
+        m, k = self.reference_.shape[0], int(self.k)
+        if m < k + 1:
+            raise FormatError(f"KnnDensity(k={k}) needs at least {k + 1} reference rows; got {m}")
 
     def _raw_score(self, Q: np.ndarray) -> np.ndarray:
         return knn_distance(ExactIndex(self.reference_), unit_rows(Q, "Q"), int(self.k))
