@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         seed_reports = []
         if (data / "embeddings" / "scifact" / name).is_dir():
-            seed_reports += seed_beir_vectors(enc, scifact, data / "embeddings" / "scifact" / name, seed=args.seed)
+            seed_reports += seed_beir_vectors(enc, scifact, data / "embeddings" / "scifact" / name)
         if (data / "embeddings" / "skills_qa" / name).is_dir():
-            seed_reports += seed_qa_vectors(enc, skills, data / "embeddings" / "skills_qa" / name, seed=args.seed)
+            seed_reports += seed_qa_vectors(enc, skills, data / "embeddings" / "skills_qa" / name)
         for key, task in tasks.items():
             if key == "medquad" and name in SLOW:
                 skipped.append({"task": key, "system": name, "why": "about 1.6 long texts/s here: the full set "

@@ -29,3 +29,47 @@ def test_models_list_names_every_registry_encoder(run):
     assert res.exit_code == 0
     for name in ("minilm", "mpnet", "minilm-l3-onnx", "minilm-int8-onnx"):
         assert name in res.output
+
+
+def test_version(capsys):
+    from keff import __version__
+    from keff.cli import main
+
+    main(["--version"])
+    assert capsys.readouterr().out.strip() == f"keff {__version__}"
+
+
+def test_models_list_says_what_is_installed(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("KEFF_MODEL_DIR", str(tmp_path / "no-models"))
+    res = run("models", "list")
+    rows = {line.split("│")[1].strip(): line for line in res.output.splitlines() if line.count("│") > 4}
+    assert "yes" in rows["hash"] and "no" in rows["mpnet"]
+    assert "embedding cache:" in res.output
+
+
+def test_a_bare_group_prints_its_help_and_one_error_line(capsys):
+    import pytest
+
+    from keff.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["align"])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert "fit" in captured.out and captured.err.strip() == "error: keff align needs a command (listed above)"
+
+
+def test_an_unexpected_exception_is_one_line_with_its_own_exit_code(monkeypatch, capsys):
+    import pytest
+
+    from keff.cli import EXIT_BUG, main
+
+    def boom():
+        raise ZeroDivisionError("planted")
+
+    monkeypatch.setattr("keff.encoders.available_encoders", boom)
+    with pytest.raises(SystemExit) as exc:
+        main(["models", "list"])
+    assert exc.value.code == EXIT_BUG
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error" in err and "KEFF_DEBUG=1" in err and "Traceback" not in err

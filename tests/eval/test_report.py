@@ -125,3 +125,13 @@ def test_run_metadata_never_imports_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] []"
+
+
+def test_binary_and_deeply_nested_files_are_format_errors(tmp_path):
+    # regression: binary garbage gave a UnicodeDecodeError traceback in `keff compare`
+    (tmp_path / "bin.json").write_bytes(b"\x00\xe9\xff garbage")
+    with pytest.raises(FormatError, match=r"bin\.json: not a keff result \(not UTF-8"):
+        load_result(tmp_path / "bin.json")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(FormatError, match=r"deep\.json: not a keff result \(JSON nested too deeply\)"):
+        load_result(tmp_path / "deep.json")

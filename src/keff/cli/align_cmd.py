@@ -9,10 +9,16 @@ import typer
 from rich.table import Table
 
 from keff.cli.console import err, out
-from keff.precomputed import load_matrix
+from keff.cli.outputs import OVERWRITE, check_output
 
 app = typer.Typer(
     help="Align embedding spaces: fit a map on anchor texts, apply it, diagnose drift.", no_args_is_help=True
+)
+
+QA_LAYOUT = typer.Option(
+    "auto",
+    "--qa-layout",
+    help="Layout of a Q/A .jsonl: skills, medquad, auto (by its fields), a JSON config or fields.",
 )
 
 
@@ -25,25 +31,39 @@ def fit_command(
     ),
     source_vectors: Path = typer.Option(None, help="Instead of texts: source-model anchor vectors (.npy)."),
     target_vectors: Path = typer.Option(None, help="Instead of texts: target-model anchor vectors (.npy), same rows."),
-    n_anchors: int = typer.Option(None, help="Draw this many anchors at random (seeded); default all."),
+    n_anchors: int = typer.Option(None, min=1, help="Draw this many anchors at random (seeded); default all."),
     kind: str = typer.Option("procrustes", "--map", help="procrustes, affine, lowrank or mlp."),
-    rank: int = typer.Option(64, help="Rank of the low-rank map."),
-    holdout: float = typer.Option(0.1, help="Share of anchors held out to measure the fit."),
+    rank: int = typer.Option(64, min=1, help="Rank of the low-rank map."),
+    holdout: float = typer.Option(0.1, min=0.0, max=0.9, help="Share of anchors held out to measure the fit."),
     seed: int = typer.Option(0, help="Seed for anchor draws, the holdout split and training."),
+    qa_layout: str = QA_LAYOUT,
     out_path: Path = typer.Option(..., "--out", help="Where to write the map (SEF file)."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Fit a map from SOURCE's space into TARGET's space on anchor texts and save it as SEF."""
-    from keff.alignment import fit_alignment, provenance, read_anchor_texts
+    from keff.alignment import MAP_KINDS, fit_alignment, provenance, read_anchor_texts
+    from keff.arrays import load_vectors
     from keff.encoders import get_encoder
+    from keff.errors import DataError
 
+    check_output(out_path, overwrite=overwrite)
+    if kind not in MAP_KINDS:
+        raise typer.BadParameter(f"unknown map {kind!r}: choose from {', '.join(MAP_KINDS)}", param_hint="--map")
     src, tgt = get_encoder(source), get_encoder(target)
     if anchors is not None:
-        texts, what = read_anchor_texts(anchors, n=n_anchors, seed=seed)
+        texts, what = read_anchor_texts(anchors, n=n_anchors, seed=seed, qa_layout=qa_layout)
         err.print(f"encoding {len(texts)} anchors ({what}) with {source} and {target}")
         X, Y = src.encode(texts, kind="doc"), tgt.encode(texts, kind="doc")
     elif source_vectors is not None and target_vectors is not None:
         texts, what = None, f"vectors {source_vectors.name} / {target_vectors.name}"
-        X, Y = load_matrix(source_vectors), load_matrix(target_vectors)
+        X, Y = load_vectors(source_vectors), load_vectors(target_vectors)
+        if len(X) != len(Y):
+            raise DataError(
+                f"{len(X)} rows, but {target_vectors} has {len(Y)}: source and target rows must be the same anchors",
+                path=source_vectors,
+            )
+        if n_anchors is not None:
+            raise typer.BadParameter("--n-anchors draws texts; with vector files, pass the rows you want")
     else:
         raise typer.BadParameter("give --anchors, or both --source-vectors and --target-vectors")
     params = {"rank": rank} if kind == "lowrank" else {"seed": seed} if kind == "mlp" else {}
@@ -59,7 +79,27 @@ def fit_command(
             f"held-out anchors ({report.n}): mean cosine {before} -> {report.cosine_after:.4f}; "
             f"nearest-neighbour agreement@{report.k} {report.nn_agreement_at_k:.3f}; top-1 {report.top1_accuracy:.3f}"
         )
+        out.print(
+            f"  (top-1: share of mapped anchors whose nearest target among only these {report.n} held-out anchors "
+            "is their own; with so few candidates it is near 1.000 for any fair map: judge by cosine and retrieval)"
+        )
     out.print(f"wrote {out_path} ({m!r}, {X.shape[1]}-d -> {Y.shape[1]}-d, fitted on {n_fit} anchors)")
+
+
+def _source_encoder(map_path: Path, meta: dict, explicit: str | None):
+    """The encoder the map's source vectors came from: named by the user, or a trusted name in
+    the map, with its fingerprint checked."""
+    from keff.encoders.registry import encoder_for_artifact
+
+    source = meta.get("provenance", {}).get("source") or {}
+    if not source.get("name") and explicit is None:
+        raise typer.BadParameter(f"{map_path} does not name its source encoder; pass --encoder or --vectors")
+    return encoder_for_artifact(
+        str(source.get("name") or explicit),
+        str(source.get("fingerprint") or ""),
+        what=f"map {map_path}",
+        explicit=explicit,
+    )
 
 
 @app.command("apply")
@@ -67,38 +107,73 @@ def apply_command(
     map_path: Path = typer.Option(..., "--map", help="A map saved by `keff align fit`."),
     vectors: Path = typer.Option(None, help="Source-space vectors to map (.npy)."),
     texts: Path = typer.Option(None, help="Or texts (one per line) to encode with the map's source encoder."),
+    encoder: str = typer.Option(
+        None, help="Encoder for --texts (default: the map's source encoder, if it is a keff registry name)."
+    ),
     kind: str = typer.Option("doc", help="Encode texts as query or doc."),
+    normalize_input: bool = typer.Option(
+        True, help="L2-normalise input rows that are not unit length (the maps are fitted on unit vectors)."
+    ),
     out_path: Path = typer.Option(..., "--out", help="Mapped vectors (.npy), L2-normalised."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Map vectors (or texts encoded by the map's source encoder) into the target space."""
+    from keff.arrays import load_vectors, unit_norm_rows
     from keff.atomic import atomic_path
-    from keff.encoders import get_encoder
-    from keff.encoders.base import l2_normalize
-    from keff.errors import FingerprintMismatch
+    from keff.encoders.base import check_kind, l2_normalize
+    from keff.errors import DataError
     from keff.maps import load_map
 
+    check_output(out_path, overwrite=overwrite)
+    check_kind(kind)
+    if (texts is None) == (vectors is None):
+        raise typer.BadParameter("give --vectors or --texts (one of them)")
     m, meta = load_map(map_path)
     if texts is not None:
-        source = meta.get("provenance", {}).get("source") or {}
-        if not source.get("name"):
-            raise typer.BadParameter(f"{map_path} does not name its source encoder; pass --vectors instead")
-        enc = get_encoder(source["name"])
-        if enc.fingerprint != source.get("fingerprint"):
-            raise FingerprintMismatch(
-                f"{map_path} was fitted on {source['name']} vectors with fingerprint "
-                f"{str(source.get('fingerprint'))[:12]}, but {source['name']} here has "
-                f"{enc.fingerprint[:12]}: refit the map or pass --vectors"
-            )
-        lines = [t.strip() for t in texts.read_text(encoding="utf-8").splitlines() if t.strip()]
-        X = enc.encode(lines, kind=kind)
-    elif vectors is not None:
-        X = load_matrix(vectors)
+        enc = _source_encoder(map_path, meta, encoder)
+        from keff.data._io import read_lines
+
+        _, numbered = read_lines(texts, what="text file")
+        if not numbered:
+            raise DataError("no texts (every line is blank)", path=texts)
+        X = enc.encode([line.strip() for _, line in numbered], kind=kind)
     else:
-        raise typer.BadParameter("give --vectors or --texts")
+        X = load_vectors(vectors)
+    if X.shape[1] != m.source_dim_:
+        raise DataError(f"{X.shape[1]}-d rows, but the map {map_path} takes {m.source_dim_}-d", path=vectors or texts)
+    off = ~unit_norm_rows(X)
+    if off.any():
+        if normalize_input:
+            X = l2_normalize(X)
+            err.print(
+                f"[yellow]note:[/] normalised {int(off.sum())} of {len(X)} input rows to unit length: the map was "
+                "fitted on unit vectors (--no-normalize-input maps them as given)"
+            )
+        else:
+            err.print(
+                f"[yellow]warning:[/] {int(off.sum())} of {len(X)} input rows are not unit length; mapped as given"
+            )
     Y = l2_normalize(m.transform(X))
     with atomic_path(out_path, suffix=".npy") as tmp:
-        np.save(tmp, Y)
+        with open(tmp, "wb") as fh:
+            np.save(fh, Y)
     out.print(f"wrote {out_path}: {Y.shape[0]} vectors, {X.shape[1]}-d -> {Y.shape[1]}-d")
+
+
+def _check_map_encoders(map_path: Path, meta: dict, src, tgt) -> None:
+    """Refuse a map fitted between other encoders than the ones being diagnosed."""
+    from keff.errors import FingerprintMismatch
+
+    prov = meta.get("provenance", {})
+    for side, enc in (("source", src), ("target", tgt)):
+        fitted = (prov.get(side) or {}).get("fingerprint")
+        if fitted is None:
+            raise FingerprintMismatch(f"{map_path} does not record its {side} encoder: cannot check it is {enc.name}")
+        if fitted != enc.fingerprint:
+            raise FingerprintMismatch(
+                f"{map_path} was fitted with {side} {(prov.get(side) or {}).get('name')!r} "
+                f"(fingerprint {str(fitted)[:12]}), not with {enc.name} ({enc.fingerprint[:12]})"
+            )
 
 
 @app.command("diagnose")
@@ -107,9 +182,10 @@ def diagnose_command(
     target: str = typer.Option(..., help="Second encoder."),
     texts: Path = typer.Option(..., help="Texts to compare: .txt, BEIR folder or Q/A .jsonl."),
     map_path: Path = typer.Option(None, "--map", help="A fitted map SOURCE->TARGET; default: fit Procrustes on half."),
-    n: int = typer.Option(400, help="Texts to draw (seeded)."),
+    n: int = typer.Option(400, min=4, help="Texts to draw (seeded)."),
     seed: int = typer.Option(0),
-    show: int = typer.Option(5, help="Worst texts to print."),
+    show: int = typer.Option(5, min=0, help="Worst texts to print."),
+    qa_layout: str = QA_LAYOUT,
 ) -> None:
     """Per-text cosine between two encoders' vectors of the same texts, before and after alignment."""
     from keff.alignment import read_anchor_texts
@@ -118,10 +194,13 @@ def diagnose_command(
     from keff.maps.report import per_text_cosine
 
     src, tgt = get_encoder(source), get_encoder(target)
-    lines, what = read_anchor_texts(texts, n=n, seed=seed)
-    X, Y = src.encode(lines, kind="doc"), tgt.encode(lines, kind="doc")
+    m = meta = None
     if map_path is not None:
-        m, _ = load_map(map_path)
+        m, meta = load_map(map_path)
+        _check_map_encoders(map_path, meta, src, tgt)
+    lines, what = read_anchor_texts(texts, n=n, seed=seed, qa_layout=qa_layout, at_most=True)
+    X, Y = src.encode(lines, kind="doc"), tgt.encode(lines, kind="doc")
+    if m is not None:
         rows, how = np.arange(len(lines)), f"map {map_path.name}"
     else:
         half = np.random.default_rng(seed).permutation(len(lines))

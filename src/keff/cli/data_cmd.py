@@ -21,8 +21,10 @@ def fetch_beir_command(
     overwrite: bool = typer.Option(False, help="Replace an existing TO/NAME."),
 ) -> None:
     """Download and unpack a BEIR data set from its public URL, then validate it."""
+    from keff.cli.outputs import check_output_dir
     from keff.data import BEIR_BASE_URL, fetch_beir, load_beir
 
+    check_output_dir(to, [name], overwrite=overwrite, option="--to")
     path = fetch_beir(name, to, base_url=base_url or BEIR_BASE_URL, overwrite=overwrite)
     ds = load_beir(path)
     splits = ", ".join(f"{s} ({len(q)} queries)" for s, q in sorted(ds.qrels.items()))

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from keff.cli.console import err, out, print_results_table
+from keff.cli.outputs import OVERWRITE, check_output_dir
 
 DEFAULT_ENCODERS = ("minilm", "mpnet", "minilm-l3-onnx")
 
@@ -17,22 +18,22 @@ def sample_corpus_dir() -> Path:
     return Path(str(resources.files("keff.data").joinpath("sample", "two_domains")))
 
 
-def resolve_demo_data(data: Path | None) -> tuple[Path, Path | None]:
-    """(BEIR folder, folder of precomputed embeddings or None) for the demo."""
+def resolve_demo_data(data: Path | None) -> Path:
+    """The BEIR folder the demo runs on."""
     from keff.paths import find_shared_data
 
     if data is not None:
-        return data, None
+        return data
     shared = find_shared_data()
     if shared is not None and (shared / "beir" / "scifact").is_dir():
         err.print(f"using the shared real data at {shared}")
-        return shared / "beir" / "scifact", shared / "embeddings" / "scifact"
+        return shared / "beir" / "scifact"
     err.print(
         "[yellow]no real data found[/] (set KEFF_DATA_DIR or pass --data): running on keff's tiny "
         "two-domain sample corpus, which is far too small for claims.\n"
         "Fetch a real set with:  keff data fetch beir scifact --to ~/data && keff demo --data ~/data/scifact"
     )
-    return sample_corpus_dir(), None
+    return sample_corpus_dir()
 
 
 def demo_command(
@@ -41,7 +42,10 @@ def demo_command(
     ),
     encoders: str = typer.Option(",".join(DEFAULT_ENCODERS), help="Comma-separated encoders to compare."),
     split: str = typer.Option("test", help="qrels split to evaluate."),
-    out_dir: Path | None = typer.Option(None, "--out", help="Where to write results (default: keff's cache/demo)."),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Folder for the results (default: the cache's demo/NAME folder, replaced on each run)."
+    ),
+    overwrite: bool = OVERWRITE,
     seed: int = typer.Option(0, help="Seed for bootstrap, randomisation and latency draws."),
 ) -> None:
     """Compare real encoders on a retrieval set: metrics, paired significance, latency, report files."""
@@ -50,30 +54,34 @@ def demo_command(
     from keff.encoders import get_encoder
     from keff.errors import ModelNotAvailable
     from keff.eval import compare_systems, comparison_markdown, markdown_table, plot_results, write_result
-    from keff.paths import cache_dir
+    from keff.paths import cache_dir, shipped_vectors
     from keff.precomputed import seed_beir_vectors
     from keff.tasks import beir_task, evaluate_encoder
 
-    folder, precomputed = resolve_demo_data(data)
+    names = [e.strip() for e in encoders.split(",") if e.strip()]
+    if not names:
+        raise typer.BadParameter("name at least one encoder", param_hint="--encoders")
+    outputs = [f"{n}.json" for n in names] + ["report.md", "report.png"]
+    if out_dir is not None:
+        check_output_dir(out_dir, outputs, overwrite=overwrite)
+    folder = resolve_demo_data(data)
     dataset = load_beir(folder)
     task = beir_task(dataset, split)
-    out_dir = out_dir or cache_dir() / "demo" / dataset.name
+    if out_dir is None:  # keff's own folder: each run replaces the previous one's files
+        out_dir = check_output_dir(cache_dir() / "demo" / dataset.name, outputs, overwrite=True)
     out.rule(f"keff demo: {task.name}, {len(task.query_ids)} queries over {len(task.doc_ids)} documents")
 
     results, first_encoder = [], None
-    for name in [e.strip() for e in encoders.split(",") if e.strip()]:
+    for name in names:
         try:
             enc = get_encoder(name)
         except ModelNotAvailable as exc:
             err.print(f"[yellow]skipping {name}:[/] {exc}")
             continue
-        if precomputed is not None and (precomputed / name).is_dir():
-            reports = seed_beir_vectors(enc, dataset, precomputed / name, probe=8, seed=seed)
-            worst = min(r.min_cosine for r in reports)
-            err.print(
-                f"{name}: reused precomputed vectors after re-encoding {sum(r.n_probed for r in reports)} "
-                f"texts (min cosine {worst:.5f})"
-            )
+        vectors = shipped_vectors(folder, name)
+        if vectors is not None:
+            for report in seed_beir_vectors(enc, dataset, vectors):
+                err.print(f"{name}: {report.message}", markup=False, highlight=False)
         err.print(f"{name}: encoding (cached vectors are reused) and searching...")
         first_encoder = first_encoder or enc
         result = evaluate_encoder(task, enc, seed=seed)
@@ -97,6 +105,8 @@ def demo_command(
     atomic_write_text(out_dir / "report.md", md + "\n")
     plot_results(results, out_dir / "report.png", title=task.name)
     out.print(f"\nwrote {out_dir}/report.md, report.png and one JSON per encoder")
+    if out_dir.is_relative_to(cache_dir()):
+        out.print("(keff's demo folder: the next run replaces these files; --out DIR keeps them elsewhere)")
 
 
 def split_checks(dataset, split: str, encoder) -> str:
@@ -113,10 +123,17 @@ def split_checks(dataset, split: str, encoder) -> str:
     )
     parity = split_parity([len(t.split()) for t in train_texts], [len(t.split()) for t in eval_texts])
     verdict = "clean" if leak.clean else "LEAKS"
+    meaning = (
+        ""
+        if leak.clean
+        else f" Some {split} queries repeat or nearly repeat train queries. Nothing in this demo is fitted on "
+        "train queries, so these scores are not inflated; a model fitted on the train split would have "
+        f"seen them, so judge such a model on the {split} queries without a train twin."
+    )
     return (
         f"\nSplit check, train ({len(train_ids)} queries) vs {split} ({len(eval_ids)}): {verdict}: "
         f"{leak.exact_text_overlap} identical texts, {leak.near_duplicates} near-duplicates "
-        f"(cosine >= 0.98 with {encoder.name}). Query length in words: train median "
+        f"(cosine >= 0.98 with {encoder.name}).{meaning} Query length in words: train median "
         f"{parity['train']['quantiles']['50']:.0f}, {split} median {parity['eval']['quantiles']['50']:.0f}, "
         f"KS p = {parity['ks_pvalue']:.2g}."
     )

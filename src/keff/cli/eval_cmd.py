@@ -7,20 +7,29 @@ from pathlib import Path
 import typer
 
 from keff.cli.console import err, out, print_results_table
+from keff.cli.outputs import OVERWRITE, check_output
 from keff.errors import DataError
 
+BACKENDS = ("numpy", "faiss")
+SAMPLED_POOL_WARNING = (
+    "[bold yellow]warning:[/] a sampled evaluation searches only the answers of the sampled groups "
+    "({n_pool} of them): with so few candidates scores are inflated, often near perfect, and are NOT "
+    "comparable with an evaluation on the whole set"
+)
 
-def load_task(data: Path, *, split: str, qa_preset: str | None, sample_groups: int | None, seed: int):
-    """A BEIR folder or a Q/A ``.jsonl`` file as a :class:`~keff.tasks.RetrievalTask`."""
-    from keff.data import load_beir, load_qa
+
+def load_task(data: Path, *, split: str, qa_layout: str, sample_groups: int | None, seed: int):
+    """A BEIR folder or a Q/A ``.jsonl`` file (read from exactly ``data``) as a retrieval task."""
+    from keff.data import load_beir, load_qa, parse_qa_layout
     from keff.tasks import beir_task, qa_task
 
     if data.is_dir():
-        return beir_task(load_beir(data, splits=[split]), split)
+        if sample_groups is not None:
+            raise typer.BadParameter("--sample-groups applies to Q/A files, not BEIR folders")
+        return beir_task(load_beir(data, splits=[split]), split), None
     if data.is_file() and data.suffix == ".jsonl":
-        preset = qa_preset or data.stem.replace("_qa", "")
-        pairs = load_qa(data, preset=preset)
-        return qa_task(pairs, name=data.stem, sample_n_groups=sample_groups, seed=seed)
+        pairs = load_qa(data, layout=parse_qa_layout(qa_layout))
+        return qa_task(pairs, name=data.stem, sample_n_groups=sample_groups, seed=seed), pairs
     raise DataError("expected a BEIR folder or a Q/A .jsonl file", path=data)
 
 
@@ -33,16 +42,23 @@ def eval_command(
     ),
     split: str = typer.Option("test", help="qrels split to evaluate (BEIR)."),
     out_path: Path | None = typer.Option(None, "--out", help="Write the result JSON here."),
-    qa_preset: str | None = typer.Option(
-        None, help="Q/A file layout: skills or medquad (default: from the file name)."
+    overwrite: bool = OVERWRITE,
+    qa_layout: str = typer.Option(
+        "auto",
+        "--qa-layout",
+        "--qa-preset",
+        help="Q/A file layout: skills, medquad, auto (from the file's fields), a JSON config, "
+        "or fields like 'question=q,answer=a,relevance=topic'.",
     ),
-    sample_groups: int | None = typer.Option(None, help="Q/A: evaluate only this many seeded groups (slow encoders)."),
-    precomputed: Path | None = typer.Option(
-        None,
-        help="Folder of precomputed vectors (corpus.npy/queries.npy or questions.npy/answers.npy) "
-        "to seed the cache with, after a fingerprint check.",
+    sample_groups: int | None = typer.Option(
+        None, min=1, help="Q/A: evaluate only this many seeded groups (inflates scores; for slow encoders)."
     ),
-    k: int = typer.Option(100, help="Depth of the retrieved list."),
+    precomputed: str = typer.Option(
+        "auto",
+        help="Folder of precomputed vectors (corpus.npy/queries.npy or questions.npy/answers.npy) to seed "
+        "the cache with after a fingerprint check; 'auto': the ones shipped beside shared data; 'none'.",
+    ),
+    k: int = typer.Option(100, min=1, help="Depth of the retrieved list."),
     seed: int = typer.Option(0, help="Seed for sampling, bootstrap and latency draws."),
     backend: str = typer.Option("numpy", help="Search backend: numpy or faiss."),
 ) -> None:
@@ -50,46 +66,71 @@ def eval_command(
     from keff.encoders import get_encoder
     from keff.eval import write_result
 
-    task = load_task(data, split=split, qa_preset=qa_preset, sample_groups=sample_groups, seed=seed)
+    check_output(out_path, overwrite=overwrite)
+    if backend not in BACKENDS:
+        raise typer.BadParameter(f"choose from {', '.join(BACKENDS)}", param_hint="--backend")
+    task, pairs = load_task(data, split=split, qa_layout=qa_layout, sample_groups=sample_groups, seed=seed)
+    if pairs is not None:
+        err.print(f"read {len(pairs)} Q/A pairs from {data} with the {pairs.layout.name} layout")
     enc = get_encoder(encoder)
-    if precomputed is not None:
-        seed_precomputed(enc, data, precomputed, split=split, qa_preset=qa_preset)
+    folder = _precomputed_folder(precomputed, data, encoder)
+    if folder is not None:
+        seed_precomputed(enc, data, folder, split=split, pairs=pairs)
     from keff.tasks import evaluate_encoder
 
     result = evaluate_encoder(task, enc, k=k, seed=seed, backend=backend)
-    if task.note:
-        err.print(f"[yellow]note:[/] {task.note}")
+    if pairs is not None:
+        result.meta["qa_layout"] = pairs.layout.describe()
     print_results_table(
         [result], task.metrics, title=f"{task.name}: {len(task.query_ids)} queries, {len(task.doc_ids)} documents"
     )
+    if task.note:
+        err.print(f"[yellow]note:[/] {task.note}")
+        err.print(SAMPLED_POOL_WARNING.format(n_pool=len(task.doc_ids)))
     if out_path is not None:
         write_result(result, out_path)
         out.print(f"wrote {out_path}")
 
 
-def seed_precomputed(enc, data: Path, folder: Path, *, split: str, qa_preset: str | None) -> None:
+def _precomputed_folder(spec: str, data: Path, encoder: str) -> Path | None:
+    from keff.paths import shipped_vectors
+
+    if spec == "none":
+        return None
+    if spec == "auto":
+        folder = shipped_vectors(data, encoder)
+        if folder is not None:
+            err.print(
+                f"found precomputed {encoder} vectors at {folder}; checking them before use (--precomputed none skips)"
+            )
+        return folder
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        raise DataError("--precomputed: not a folder (give a folder, 'auto' or 'none')", path=folder)
+    return folder
+
+
+def seed_precomputed(enc, data: Path, folder: Path, *, split: str, pairs=None) -> None:
     """Seed ``enc``'s cache from ``folder`` for the data set at ``data`` and print the probe check."""
-    from keff.data import load_beir, load_qa
+    from keff.data import load_beir
     from keff.precomputed import seed_beir_vectors, seed_qa_vectors
 
     if data.is_dir():
         reports = seed_beir_vectors(enc, load_beir(data, splits=[split]), folder)
     else:
-        reports = seed_qa_vectors(enc, load_qa(data, preset=qa_preset or data.stem.replace("_qa", "")), folder)
+        reports = seed_qa_vectors(enc, pairs, folder)
     for r in reports:
-        err.print(
-            f"seeded {r.n_seeded} vectors after re-encoding {r.n_probed} "
-            f"(min cosine {r.min_cosine:.5f}, mean {r.mean_cosine:.5f})"
-        )
+        err.print(r.message, markup=False, highlight=False)
 
 
 def compare_command(
     results: list[Path] = typer.Argument(..., help="Two or more result JSON files (the first is the baseline)."),
     metric: list[str] = typer.Option(None, "--metric", "-m", help="Metric(s) to test (default: the headline one)."),
     seed: int = typer.Option(0, help="Seed for bootstrap and randomisation."),
-    resamples: int = typer.Option(10000, help="Bootstrap / randomisation resamples."),
+    resamples: int = typer.Option(10000, min=100, help="Bootstrap / randomisation resamples."),
     out_path: Path | None = typer.Option(None, "--out", help="Write the comparison as markdown here."),
     plot: Path | None = typer.Option(None, help="Write a bar chart PNG here."),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Compare systems on the same queries with paired tests (bootstrap CI, randomisation, Wilcoxon, Holm)."""
     from keff.atomic import atomic_write_text
@@ -97,6 +138,8 @@ def compare_command(
 
     if len(results) < 2:
         raise typer.BadParameter("give at least two result files")
+    check_output(out_path, overwrite=overwrite)
+    check_output(plot, overwrite=overwrite, option="--plot")
     loaded = [load_result(p) for p in results]
     datasets = {r.dataset for r in loaded}
     if len(datasets) > 1:
@@ -105,6 +148,11 @@ def compare_command(
     if len(set(names)) != len(names):
         names = [f"{r.system} ({p.name})" for r, p in zip(loaded, results)]
     metrics = metric or [headline_metric(loaded[0].metrics)]
+    for m in metrics:
+        lacking = [str(p) for p, r in zip(results, loaded) if m not in r.per_query]
+        if lacking:
+            known = ", ".join(sorted(loaded[0].per_query)) or "none"
+            raise DataError(f"metric {m!r} has no per-query scores in {', '.join(lacking)} (known: {known})")
     shown = [m for m in loaded[0].metrics]
     print_results_table(loaded, shown, title=f"{loaded[0].dataset}")
     comparisons = []

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from keff.cli.console import err, out
+from keff.cli.outputs import OVERWRITE, check_output
 
 app = typer.Typer(help="Fuse specialists per query: benchmark on the mixed-domain set.", no_args_is_help=True)
 
@@ -18,13 +19,14 @@ def bench_command(
     out_path: Path = typer.Option(
         Path("benchmarks/results/fusion.json"), "--out", help="Result JSON (a PNG beside it)."
     ),
-    medquad_groups: int = typer.Option(300, help="MedQuAD groups in the mixed corpus (seeded sample)."),
+    medquad_groups: int = typer.Option(300, min=1, help="MedQuAD groups in the mixed corpus (seeded sample)."),
     seed: int = typer.Option(0, help="Seed of every split, sample and fit."),
     drift: bool = typer.Option(True, help="Also run the drift experiment (two rotated siblings)."),
     specialists_out: Path = typer.Option(None, help="Save the fitted specialists (SEF) into this folder."),
     only: str = typer.Option(
         None, help="Comma-separated subset of specialists (a quick run; must include the router)."
     ),
+    overwrite: bool = OVERWRITE,
 ) -> None:
     """Build every specialist (fine-tuning the domain ones on first use, cached) and run every
     fusion strategy on the mixed-domain test queries; writes JSON and a plot."""
@@ -34,6 +36,8 @@ def bench_command(
     from keff.fusion.plot import plot_fusion
     from keff.paths import cache_dir, find_shared_data
 
+    check_output(out_path, overwrite=overwrite)
+    check_output(out_path.with_suffix(".png"), overwrite=overwrite, option="--out (its .png)")
     data = data or find_shared_data()
     if data is None:
         raise DataError("shared data not found: pass --data DIR (the folder holding beir/ and qa/)")
@@ -54,7 +58,7 @@ def search_command(
     specialists: list[Path] = typer.Option(..., "--specialist", "-s", help="Specialist SEF files (repeat the option)."),
     data: Path = typer.Option(..., "--data", help="BEIR folder whose corpus to search."),
     strategy: str = typer.Option("kalman", help="kalman (precision weights), uniform or route (lowest sigma^2)."),
-    k: int = typer.Option(10, help="Results per query."),
+    k: int = typer.Option(10, min=1, help="Results per query."),
     query: list[str] = typer.Option(
         None, "--query", "-q", help="Query text (repeatable); without it, read queries interactively."
     ),
@@ -63,9 +67,11 @@ def search_command(
     from rich.table import Table
 
     from keff.data import load_beir
-    from keff.fusion.searcher import FusedSearcher
+    from keff.fusion.searcher import STRATEGIES, FusedSearcher
     from keff.fusion.specialist import Specialist
 
+    if strategy not in STRATEGIES:
+        raise typer.BadParameter(f"choose from {', '.join(STRATEGIES)}", param_hint="--strategy")
     loaded = [Specialist.load(p) for p in specialists]
     ds = load_beir(data)
     err.print(
@@ -74,6 +80,9 @@ def search_command(
     searcher = FusedSearcher(loaded, ds.doc_ids, ds.doc_texts)
 
     def answer(text: str) -> None:
+        if not text.strip():
+            err.print("[yellow]warning:[/] skipped an empty or whitespace-only query")
+            return
         hits, w = searcher.search([text], k=k, strategy=strategy)
         weights = ", ".join(f"{s.name} {x:.2f}" for s, x in zip(loaded, w[:, 0]))
         table = Table(title=f"{text!r}  (weights: {weights})")

@@ -14,15 +14,18 @@ app = typer.Typer(help="List and fetch embedding models.", no_args_is_help=True)
 
 @app.command("list")
 def list_command() -> None:
-    """List the named encoders, their dimension and the package that installs each."""
+    """List the named encoders: dimension, whether installed here, and what installs each."""
     from keff.encoders import available_encoders
+    from keff.paths import cache_dir
 
     table = Table()
-    for col in ("name", "dim", "backend", "installed by", "description"):
+    for col in ("name", "dim", "backend", "installed", "installed by", "description"):
         table.add_column(col)
     for spec in available_encoders():
-        table.add_row(spec.name, str(spec.dim), spec.backend, spec.package, spec.description)
+        installed = "[green]yes[/]" if spec.is_available() else "[red]no[/]"
+        table.add_row(spec.name, str(spec.dim), spec.backend, installed, spec.package, spec.description)
     out.print(table)
+    out.print(f"embedding cache: {cache_dir() / 'embeddings'} (KEFF_CACHE_DIR moves it)")
 
 
 @app.command("fetch")

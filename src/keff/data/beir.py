@@ -11,12 +11,15 @@ Every problem is a :class:`~keff.errors.DataError` naming the file, the 1-based 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from keff.data._io import UniqueIds, get_str, read_jsonl, read_lines
 from keff.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
@@ -96,6 +99,16 @@ def _load_records(path: Path, *, with_title: bool, what: str) -> tuple[str, list
         seen.add(item_id, line)
         ids.append(item_id)
         texts.append(text)
+    blank = [i for i, t in zip(ids, texts) if not t.strip()]
+    if blank:
+        logger.warning(
+            "%s: %d %s empty or whitespace-only text (first: id %r); they are encoded as given, and an "
+            "empty text's vector carries no meaning",
+            path,
+            len(blank),
+            "entry has" if len(blank) == 1 else "entries have",
+            blank[0],
+        )
     return sha, ids, texts
 
 

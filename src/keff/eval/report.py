@@ -196,10 +196,14 @@ def load_result(path: str | Path) -> Result:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise KeffError(f"{path}: cannot read result file ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path}: not a keff result (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+    except RecursionError:
+        raise FormatError(f"{path}: not a keff result (JSON nested too deeply)") from None
     return Result.from_dict(doc, source=str(path))
 
 
