@@ -73,3 +73,30 @@ def test_an_unexpected_exception_is_one_line_with_its_own_exit_code(monkeypatch,
     assert exc.value.code == EXIT_BUG
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error" in err and "KEFF_DEBUG=1" in err and "Traceback" not in err
+
+
+def test_split_check_explains_what_leaks_means(tmp_path):
+    from keff.cli.demo_cmd import split_checks
+    from keff.data import load_beir
+    from keff.encoders import get_encoder
+
+    root = tmp_path / "leaky"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "text": "dough"}) + "\n")
+    queries = [{"_id": "q1", "text": "how to knead dough"}, {"_id": "q2", "text": "how to knead dough"}]
+    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    (root / "qrels" / "train.tsv").write_text("q1\td1\t1\n")
+    (root / "qrels" / "test.tsv").write_text("q2\td1\t1\n")
+    text = " ".join(split_checks(load_beir(root), "test", get_encoder("hash")).split())
+    assert "LEAKS: 1 identical texts" in text
+    assert "Nothing in this demo is fitted on train queries, so these scores are not inflated" in text
+
+
+def test_model_folder_follows_keff_model_dir(tmp_path, monkeypatch):
+    from keff.encoders.model_store import mpnet_dir
+
+    monkeypatch.setenv("KEFF_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("KEFF_MODEL_DIR", raising=False)
+    assert mpnet_dir() == tmp_path / "cache" / "models" / "all-mpnet-base-v2"
+    monkeypatch.setenv("KEFF_MODEL_DIR", str(tmp_path / "models"))
+    assert mpnet_dir() == tmp_path / "models" / "all-mpnet-base-v2"  # an isolated cache still finds the model

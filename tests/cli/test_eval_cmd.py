@@ -67,3 +67,35 @@ def test_errors_are_one_clean_line_and_exit_2(args, message, capsys):
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def _qa_file(tmp_path, n_groups=6):
+    rows = [
+        {"id": f"{g}-{i}", "question": f"question {g} number {i}", "answer": f"answer {g} text {i}", "topic": f"t{g}"}
+        for g in range(n_groups)
+        for i in range(2)
+    ]
+    path = tmp_path / "faq.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_sampled_q_a_evaluation_says_plainly_that_scores_are_inflated(run, tmp_path):
+    res = run("eval", "--data", str(_qa_file(tmp_path)), "--encoder", "hash", "--qa-layout", "relevance=topic",
+              "--sample-groups", "2")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    flat = " ".join(res.output.split())
+    assert "scores are inflated" in flat and "NOT comparable with an evaluation on the whole set" in flat
+    assert "custom layout" in flat
+
+
+def test_q_a_eval_uses_the_shipped_precomputed_vectors_after_checking_them(run, shared_data):
+    # regression: `keff eval` on a Q/A file ignored the vectors shipped beside it (the demo used them)
+    pytest.importorskip("sentence_transformers", reason="needs keff[st]")
+    res = run("eval", "--data", str(shared_data / "qa" / "skills_qa.jsonl"), "--encoder", "minilm")
+    assert res.exit_code == 0, res.output
+    flat = " ".join(res.output.split())
+    assert "found precomputed minilm vectors" in flat and "skills layout" in flat
+    assert "questions.npy: seeded" in flat and "answers.npy: seeded" in flat
+    res = run("eval", "--data", str(shared_data / "qa" / "skills_qa.jsonl"), "--encoder", "minilm")
+    assert "already seeded" in " ".join(res.output.split())  # the second run checks nothing again

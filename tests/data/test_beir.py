@@ -155,3 +155,15 @@ def test_real_scifact(shared_data):
     assert sum(len(v) for v in ds.qrels["train"].values()) == 919
     assert len(ds.split_queries("test")[0]) == 300
     assert elapsed < 2.0, f"loading SciFact took {elapsed:.2f}s"
+
+
+def test_empty_documents_and_blank_queries_are_warned_about(tmp_path, make_beir, make_jsonl, caplog):
+    corpus = make_jsonl([{"_id": "d1", "text": "a"}, {"_id": "d2", "title": "", "text": "  "}, {"_id": "d3", "text": ""}])
+    queries = make_jsonl([{"_id": "q1", "text": "   "}, {"_id": "q2", "text": "b"}])
+    root = make_beir(tmp_path / "x", corpus=corpus, queries=queries, qrels={"test": "q1\td1\t1\nq2\td1\t1\n"})
+    with caplog.at_level("WARNING", logger="keff.data.beir"):
+        ds = load_beir(root)
+    assert ds.doc_ids == ["d1", "d2", "d3"]  # loaded, not refused
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("corpus.jsonl: 2 entries have empty or whitespace-only text (first: id 'd2')" in m for m in messages)
+    assert any("queries.jsonl: 1 entry has empty or whitespace-only text (first: id 'q1')" in m for m in messages)

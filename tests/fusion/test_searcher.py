@@ -52,3 +52,11 @@ def test_search_command(specialists, run):
     res = run(*args)
     assert res.exit_code == 0, res.output
     assert "weights: tech" in res.output and "rank" in res.output
+
+
+def test_search_command_skips_whitespace_only_queries_with_a_warning(specialists, run):
+    paths, _ = specialists
+    res = run("search", "--data", str(sample_corpus_dir()), "-q", "   ", "-q", "knead dough", "--specialist", str(paths[0]))
+    assert res.exit_code == 0, res.output
+    assert "skipped an empty or whitespace-only query" in res.output
+    assert res.output.count("weights:") == 1
