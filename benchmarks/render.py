@@ -20,6 +20,25 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
+#: When MedQuAD's document key became (source, doc) (keff commit e3fe7f8). Results measured
+#: before it judged and grouped MedQuAD pairs by `doc` alone, which joins unrelated documents of
+#: different sources (1,026 of 3,487 doc ids; 9,127 of 14,809 questions).
+MEDQUAD_KEY_FIX_UTC = "2026-12-01T10:41:34+00:00"
+
+
+def medquad_notice(res: dict, command: str) -> list[str]:
+    """A warning above a section whose MedQuAD rows predate the (source, doc) key fix."""
+    measured = res.get("meta", {}).get("timestamp_utc", "")
+    if measured >= MEDQUAD_KEY_FIX_UTC:
+        return []
+    return [
+        f"> **Stale MedQuAD rows** (measured {measured or 'at an unknown time'}): they judge and group MedQuAD "
+        "pairs by `doc` alone, which joins unrelated documents of different sources; keff now keys MedQuAD "
+        f"documents by (source, doc). Re-run `{command}` to refresh them; the other rows are unaffected.",
+        "",
+    ]
+
+
 def _fmt(x, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -35,6 +54,7 @@ def render_baselines(res: dict) -> str:
     out = [
         "## Raw-encoder baselines",
         "",
+        *medquad_notice(res, "python benchmarks/baselines.py"),
         "The untouched encoders with cosine similarity and exact search: the row every keff method "
         "must beat. Produced by `python benchmarks/baselines.py` "
         f"(seed {meta['seed']}, keff {meta['keff_version']}, {meta.get('timestamp_utc', '')}).",
@@ -160,6 +180,7 @@ def render_upgrade(res: dict) -> str:
     out = [
         "## Model upgrade without re-embedding (alignment maps)",
         "",
+        *medquad_notice(res, "python benchmarks/upgrade.py"),
         "Produced by `python benchmarks/upgrade.py` "
         f"(seeds {cfg['seeds']}, anchors {cfg['anchors']}, low-rank rank {cfg['rank']}, "
         f"{meta.get('timestamp_utc', '')}). "
@@ -267,6 +288,7 @@ def render_fusion(res: dict) -> str:
     out = [
         "## Fusion of specialists on a mixed-domain corpus",
         "",
+        *medquad_notice(res, "keff fuse bench"),
         "Produced by `keff fuse bench` "
         f"(seed {meta['seed']}, {meta.get('timestamp_utc', '')}). One corpus: "
         + ", ".join(f"{n} {d} documents" for d, n in data["docs"].items())
@@ -388,6 +410,7 @@ def render_projection(res: dict) -> str:
     out = [
         "## Query-to-answer projection on held-out questions",
         "",
+        *medquad_notice(res, "OPENBLAS_NUM_THREADS=1 python benchmarks/projection.py"),
         "Produced by `OPENBLAS_NUM_THREADS=1 python benchmarks/projection.py` "
         f"(seed {meta['seed']}, {meta.get('timestamp_utc', '')}). Q/A sets: grouped 5-fold; maps fitted on four folds' "
         "(question, answer) pairs, applied to the fifth fold's questions only (the answer index is not rebuilt); "
