@@ -31,7 +31,16 @@ from keff.encoders import get_encoder
 from keff.eval import run_metadata
 from keff.maps.cluster_routed import ClusterRouted
 from keff.paths import find_shared_data
-from keff.projection import METHODS, STUDENT, ProjectionSetup, kfold_projection, n_parameters, qa_setup, summarise
+from keff.projection import (
+    METHODS,
+    STUDENT,
+    ProjectionSetup,
+    kfold_projection,
+    make_projection,
+    n_parameters,
+    qa_setup,
+    summarise,
+)
 
 HERE = Path(__file__).resolve().parent
 BEIR_METRICS = ("ndcg@10", "mrr@10", "recall@100")
@@ -190,7 +199,7 @@ def main(argv=None) -> int:
     sizes = {}
     s = qa_setup(qa_file(data, "skills"), "skills", "mpnet", None, args.seed, log=log)
     for name in ("routed-centroid", "routed-question"):
-        m = METHODS[name](args.seed).fit(s.Q, s.A)
+        m = make_projection(name, seed=args.seed).fit(s.Q, s.A)
         sizes[name] = {"n_clusters": int(m.n_clusters_), "megabytes": m.nbytes_ / 1e6, "parameters": n_parameters(m)}
     png = args.out.with_suffix(".png")
     plot(results, png)

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from keff.alignment import make_map
+from keff.arrays import l2_normalize
 from keff.atomic import atomic_path, atomic_write_text
 from keff.data import load_beir, load_qa
 from keff.encoders import get_encoder
-from keff.encoders.base import l2_normalize
 from keff.eval import compare_systems, evaluate_retrieval, run_metadata
 from keff.maps.report import per_text_cosine
 from keff.paths import find_shared_data

@@ -17,22 +17,8 @@ import numpy as np
 
 from keff.data.qa_layout import QALayout
 from keff.errors import DataError, KeffError
-from keff.maps import Affine, LowRankAffine, Map, Procrustes, ResidualMLP
+from keff.maps import Map, make_map
 from keff.maps.report import AlignmentReport, alignment_report
-
-MAP_KINDS: dict[str, type[Map]] = {
-    "procrustes": Procrustes,
-    "affine": Affine,
-    "lowrank": LowRankAffine,
-    "mlp": ResidualMLP,
-}
-
-
-def make_map(kind: str, **params: Any) -> Map:
-    """An unfitted map by short name (``procrustes``, ``affine``, ``lowrank``, ``mlp``)."""
-    if kind not in MAP_KINDS:
-        raise KeffError(f"unknown map kind {kind!r} (choose from {', '.join(MAP_KINDS)})")
-    return MAP_KINDS[kind](**params)
 
 
 def read_anchor_texts(

@@ -1,4 +1,8 @@
-"""Vector files from users: a ``.npy`` of shape (n, d), read safely and checked before use.
+"""Row-vector matrices: the one matrix check, the one row normalisation, and vector files.
+
+Everything in keff passes vectors as float32 matrices of shape (n, d), rows are items.
+:func:`as_matrix` is the single check of such an input (2-D, numeric, finite) and
+:func:`l2_normalize` the single row normalisation, with one documented rule for zero rows.
 
 A vector file is untrusted input: it may be empty, hold strings or objects (which would need
 pickle, never allowed), be an ``.npz`` archive, be truncated, or hold NaN. :func:`load_vectors`
@@ -14,7 +18,73 @@ from pathlib import Path
 import numpy as np
 
 from keff.atomic import sha256_bytes
-from keff.errors import DataError
+from keff.errors import DataError, KeffError
+
+
+def as_matrix(X: object, name: str = "X", *, floating: bool = False) -> np.ndarray:
+    """``X`` as a C-contiguous float32 matrix (n, d), checked; copies only when needed.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, d)
+        Numbers; every entry must be finite.
+    name : str
+        What ``X`` is, for messages ("queries", "specialist 1 vectors").
+    floating : bool
+        Refuse integer input too (where an integer array is surely a mistake, e.g. an index).
+
+    Raises
+    ------
+    KeffError
+        Not 2-D (a 1-D array gets the hint ``X[None, :]``), not numeric (or not floating when
+        asked), or a NaN/inf entry (the message names its row).
+    """
+    arr = np.asarray(X)
+    if arr.ndim == 1:
+        raise KeffError(
+            f"{name} must be 2-D (n, d); got a 1-D array of shape {arr.shape}. "
+            f"For a single row use {name}[None, :] (shape (1, d))."
+        )
+    if arr.ndim != 2:
+        raise KeffError(f"{name} must be 2-D (n, d); got shape {arr.shape}")
+    kinds = "f" if floating else "fiu"
+    if arr.dtype.kind not in kinds:
+        wanted = "a floating-point array" if floating else "numeric"
+        raise KeffError(f"{name} must be {wanted}; got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.size and not np.isfinite(arr).all():
+        bad = int(np.argwhere(~np.isfinite(arr))[0, 0])
+        raise KeffError(f"{name} must be finite; row {bad} holds NaN or inf")
+    return arr
+
+
+def l2_normalize(X: object, *, zero_rows: str = "keep", name: str = "X", inplace: bool = False) -> np.ndarray:
+    """Rows of ``X`` (n, d) scaled to unit L2 norm, as float32.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, d)
+        Rows to scale (not re-validated: pass the output of :func:`as_matrix` for untrusted input).
+    zero_rows : {"keep", "error"}
+        A row of norm zero has no direction: ``"keep"`` leaves it zero (an encoder's vector of
+        an empty text), ``"error"`` raises naming the row (where a cosine must be defined).
+    name : str
+        What the rows are, for the error.
+    inplace : bool
+        Scale a float32 ``X`` in place (saves a copy on a hot path).
+    """
+    if zero_rows not in ("keep", "error"):
+        raise KeffError(f"zero_rows must be 'keep' or 'error'; got {zero_rows!r}")
+    X = np.asarray(X)
+    out = X if inplace and X.dtype == np.float32 else X.astype(np.float32)
+    norms = np.sqrt(np.einsum("nd,nd->n", out, out))
+    zero = ~(norms > 0)
+    if zero.any():
+        if zero_rows == "error":
+            raise KeffError(f"{name} row {int(np.flatnonzero(zero)[0])} has zero norm: its cosine is undefined")
+        norms[zero] = 1.0
+    out /= norms[:, None]
+    return out
 
 
 def load_vectors(path: str | Path, *, what: str = "vectors") -> np.ndarray:

@@ -16,25 +16,25 @@ from typing import Any
 
 import numpy as np
 
+from keff.arrays import l2_normalize
 from keff.data import QALayout, grouped_kfold, load_qa, qa_retrieval_task
 from keff.encoders import get_encoder
-from keff.encoders.base import l2_normalize
 from keff.errors import KeffError
 from keff.eval import QA_METRICS, evaluate_retrieval
 from keff.eval.significance import paired_bootstrap_ci, randomization_test
-from keff.maps import Affine, ContrastiveMap, LowRankAffine, Map, Procrustes, ResidualMLP
-from keff.maps.cluster_routed import ClusterRouted
+from keff.maps import Map, ResidualMLP, make_map, map_params
 from keff.tasks import sample_groups
 
-#: Method name -> factory of an unfitted map (None: the untouched encoder).
-METHODS: dict[str, Any] = {
+#: Projection methods: name -> (map kind in :data:`keff.maps.MAPS`, its parameters); ``None`` is
+#: the untouched encoder. These are the configurations compared, not a second list of map kinds.
+METHODS: dict[str, tuple[str, dict[str, Any]] | None] = {
     "identity": None,
-    "procrustes": lambda seed: Procrustes(center=True, scale=True),
-    "affine": lambda seed: Affine(),
-    "lowrank": lambda seed: LowRankAffine(rank=64, base="identity"),
-    "routed-centroid": lambda seed: ClusterRouted(routing="centroid", seed=seed),
-    "routed-question": lambda seed: ClusterRouted(routing="question", seed=seed),
-    "contrastive": lambda seed: ContrastiveMap(seed=seed),
+    "procrustes": ("procrustes", {"center": True, "scale": True}),
+    "affine": ("affine", {}),
+    "lowrank": ("lowrank", {"rank": 64, "base": "identity"}),
+    "routed-centroid": ("cluster-routed", {"routing": "centroid"}),
+    "routed-question": ("cluster-routed", {"routing": "question"}),
+    "contrastive": ("contrastive", {}),
 }
 STUDENT = "student (distilled from routed-centroid)"
 
@@ -43,8 +43,11 @@ def make_projection(method: str, *, seed: int = 0) -> Map | None:
     """An unfitted projection map by method name (None for ``identity``)."""
     if method not in METHODS:
         raise KeffError(f"unknown projection method {method!r} (choose from {', '.join(METHODS)})")
-    factory = METHODS[method]
-    return None if factory is None else factory(seed)
+    if METHODS[method] is None:
+        return None
+    kind, params = METHODS[method]
+    seeded = {"seed": seed} if "seed" in map_params(kind) else {}
+    return make_map(kind, **params, **seeded)
 
 
 def distill_student(teacher: Map, X: np.ndarray, *, hidden: int = 1024, seed: int = 0) -> ResidualMLP:
@@ -59,7 +62,7 @@ def distill_student(teacher: Map, X: np.ndarray, *, hidden: int = 1024, seed: in
 
 def fit_projection(m: Map, X: np.ndarray, Y: np.ndarray, groups: np.ndarray) -> Map:
     """Fit a projection map on pairs; maps trained against other answers also get the groups."""
-    return m.fit(X, Y, groups=groups) if isinstance(m, ContrastiveMap) else m.fit(X, Y)
+    return m.fit(X, Y, groups=groups) if m.fit_takes_groups else m.fit(X, Y)
 
 
 def n_parameters(m: Map) -> int:

@@ -118,8 +118,10 @@ def test_bad_vector_files_are_one_line(tmp_path, capsys, make, message):
     # regression: strings, .npz and empty .npy files gave tracebacks (or a bare "Aborted.")
     planted_pair(tmp_path)
     make(tmp_path)
-    line = _fails(["align", "fit", "--source", "hash", "--target", "hash", "--source-vectors", str(tmp_path / "bad.npy"),
-                   "--target-vectors", str(tmp_path / "y.npy"), "--out", str(tmp_path / "m.sef")], capsys)  # fmt: skip
+    fit = ["align", "fit", "--source", "hash", "--target", "hash", "--out", str(tmp_path / "m.sef")]
+    line = _fails(
+        [*fit, "--source-vectors", str(tmp_path / "bad.npy"), "--target-vectors", str(tmp_path / "y.npy")], capsys
+    )
     assert "bad.npy" in line and message in line
     assert not (tmp_path / "m.sef").exists()
 
@@ -127,8 +129,10 @@ def test_bad_vector_files_are_one_line(tmp_path, capsys, make, message):
 def test_rows_that_do_not_pair_and_negative_anchor_counts_are_one_line(tmp_path, capsys):
     X, Y, _ = planted_pair(tmp_path)
     np.save(tmp_path / "y_short.npy", Y[:10])
-    line = _fails(["align", "fit", "--source", "hash", "--target", "hash", "--source-vectors", str(tmp_path / "x.npy"),
-                   "--target-vectors", str(tmp_path / "y_short.npy"), "--out", str(tmp_path / "m.sef")], capsys)  # fmt: skip
+    fit = ["align", "fit", "--source", "hash", "--target", "hash", "--out", str(tmp_path / "m.sef")]
+    line = _fails(
+        [*fit, "--source-vectors", str(tmp_path / "x.npy"), "--target-vectors", str(tmp_path / "y_short.npy")], capsys
+    )
     assert "300 rows, but" in line and "y_short.npy has 10" in line
     line = _fails(["align", "fit", "--source", "hash", "--target", "hash", "--anchors", SAMPLE, "--n-anchors", "-5",
                    "--out", str(tmp_path / "m.sef")], capsys)  # fmt: skip
@@ -148,7 +152,9 @@ def test_apply_never_loads_a_hub_model_named_by_the_map(tmp_path, capsys, monkey
     monkeypatch.setattr(st_backend, "_hub_snapshot", lambda name: pytest.fail(f"tried to load {name} from the hub"))
     texts = tmp_path / "t.txt"
     texts.write_text("hello\n")
-    line = _fails(["align", "apply", "--map", str(out), "--texts", str(texts), "--out", str(tmp_path / "o.npy")], capsys)
+    line = _fails(
+        ["align", "apply", "--map", str(out), "--texts", str(texts), "--out", str(tmp_path / "o.npy")], capsys
+    )
     assert "someone/evil-model" in line and "--encoder" in line
     # named by the user, the encoder is loaded (and its fingerprint still checked)
     assert main_ok(["align", "apply", "--map", str(out), "--texts", str(texts), "--encoder", "hash",

@@ -158,7 +158,9 @@ def test_real_scifact(shared_data):
 
 
 def test_empty_documents_and_blank_queries_are_warned_about(tmp_path, make_beir, make_jsonl, caplog):
-    corpus = make_jsonl([{"_id": "d1", "text": "a"}, {"_id": "d2", "title": "", "text": "  "}, {"_id": "d3", "text": ""}])
+    corpus = make_jsonl(
+        [{"_id": "d1", "text": "a"}, {"_id": "d2", "title": "", "text": "  "}, {"_id": "d3", "text": ""}]
+    )
     queries = make_jsonl([{"_id": "q1", "text": "   "}, {"_id": "q2", "text": "b"}])
     root = make_beir(tmp_path / "x", corpus=corpus, queries=queries, qrels={"test": "q1\td1\t1\nq2\td1\t1\n"})
     with caplog.at_level("WARNING", logger="keff.data.beir"):

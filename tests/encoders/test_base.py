@@ -8,8 +8,9 @@ import time
 import numpy as np
 import pytest
 
+from keff.arrays import l2_normalize
 from keff.encoders import get_encoder
-from keff.encoders.base import MAX_TEXT_CHARS, BaseEncoder, Encoder, check_texts, encode_in_batches, l2_normalize
+from keff.encoders.base import MAX_TEXT_CHARS, BaseEncoder, Encoder, check_texts, encode_in_batches
 from keff.encoders.hash_encoder import HashEncoder
 from keff.errors import KeffError, ModelNotAvailable
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keff.errors import KeffError
-from keff.eval.latency import measure_batch_throughput, measure_latency
+from keff.eval.latency import compare_latency, measure_batch_throughput, measure_latency
 
 
 def test_measure_latency_calls_single_queries():
@@ -57,3 +57,27 @@ def test_bad_arguments():
         measure_latency(lambda q: None, np.zeros((2, 4)), n=0)
     with pytest.raises(KeffError, match="repeats"):
         measure_batch_throughput(lambda q: None, np.zeros((2, 4)), repeats=0)
+
+
+def test_compare_latency_interleaves_and_pairs_ratios():
+    calls = []
+    rows = np.arange(10)
+
+    def slow(s):
+        calls.append(("slow", rows[s].tolist()))
+        time.sleep(0.002 * len(rows[s]) / 10 + 0.0005)
+
+    def fast(s):
+        calls.append(("fast", rows[s].tolist()))
+
+    out = compare_latency({"fast": fast, "slow": slow}, 10, baseline="fast", repeats=3, single=4, warmup=1)
+    assert [c[0] for c in calls[:4]] == ["fast", "slow", "fast", "slow"]  # baseline first, in turn
+    assert calls[-1] == ("slow", [3])  # single queries cycle through the rows
+    assert out["batch_ratio"]["fast"] == 1.0 and out["batch_ratio"]["slow"] > 1.0
+    assert out["single_us"]["slow"] > out["single_us"]["fast"]
+    assert set(out["batch_us"]) == {"fast", "slow"} and out["n"] == 10
+
+
+def test_compare_latency_needs_its_baseline():
+    with pytest.raises(KeffError, match="baseline 'x' is not among"):
+        compare_latency({"a": lambda s: None}, 3, baseline="x")

@@ -56,7 +56,8 @@ def test_search_command(specialists, run):
 
 def test_search_command_skips_whitespace_only_queries_with_a_warning(specialists, run):
     paths, _ = specialists
-    res = run("search", "--data", str(sample_corpus_dir()), "-q", "   ", "-q", "knead dough", "--specialist", str(paths[0]))
+    data = str(sample_corpus_dir())
+    res = run("search", "--data", data, "-q", "   ", "-q", "knead dough", "--specialist", str(paths[0]))
     assert res.exit_code == 0, res.output
     assert "skipped an empty or whitespace-only query" in res.output
     assert res.output.count("weights:") == 1

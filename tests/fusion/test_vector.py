@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from keff.errors import KeffError
 from keff.fusion.vector import (
-    fusion_latency,
     hard_route,
     kalman_fuse,
     mean_fuse,
@@ -160,17 +159,6 @@ def test_weighted_fuse_with_precision_weights_is_kalman():
     Z = unit_stack(rng, 3, 20, 5)
     var = np.exp(rng.normal(size=(3, 20)))
     np.testing.assert_allclose(weighted_fuse(Z, precision_weights(var)), kalman_fuse(Z, var), atol=1e-6)
-
-
-def test_fusion_latency_reports_both_fusers():
-    rng = np.random.default_rng(4)
-    Z = unit_stack(rng, 2, 64, 32)
-    out = fusion_latency(Z, np.ones((2, 64)), repeats=3)
-    assert out["n"] == 64 and out["repeats"] == 3
-    assert out["mean_us"] > 0 and out["kalman_us"] > 0
-    assert out["ratio"] == pytest.approx(out["kalman_us"] / out["mean_us"])
-    with pytest.raises(KeffError, match="repeats"):
-        fusion_latency(Z, np.ones((2, 64)), repeats=0)
 
 
 def test_weighted_query_concat_searches_like_weighted_scores():

@@ -92,9 +92,9 @@ def test_bad_inputs_give_clear_errors(cls, rng):
         cls().fit(X, Y[:29])
     bad = X.copy()
     bad[3, 2] = np.nan
-    with pytest.raises(KeffError, match="X holds NaN"):
+    with pytest.raises(KeffError, match="X must be finite; row 3 holds NaN"):
         cls().fit(bad, Y)
-    with pytest.raises(KeffError, match=r"must be 2-D \(n, d\); got shape \(5,\)"):
+    with pytest.raises(KeffError, match=r"must be 2-D \(n, d\); got a 1-D array of shape \(5,\)"):
         cls().fit(X[0], Y[0])
     est = cls().fit(X, Y)
     with pytest.raises(KeffError, match=f"{cls.__name__} was fitted on 5-d input; got 7-d"):

@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 
+from keff.arrays import l2_normalize
 from keff.errors import KeffError
 from keff.maps.kmeans import (
     effective_rank,
     kmeans_plus_plus,
     resolve_n_clusters,
     spherical_kmeans,
-    unit_rows,
 )
 
 
@@ -44,8 +44,8 @@ def test_deterministic_per_seed(rng):
     Y = rng.standard_normal((200, 8)).astype(np.float32)  # no structure: the seed decides
     a, b = spherical_kmeans(Y, 6, seed=3), spherical_kmeans(Y, 6, seed=3)
     assert np.array_equal(a.labels, b.labels) and np.array_equal(a.centroids, b.centroids)
-    seeds_a = kmeans_plus_plus(unit_rows(Y), 6, np.random.default_rng(0))
-    seeds_b = kmeans_plus_plus(unit_rows(Y), 6, np.random.default_rng(1))
+    seeds_a = kmeans_plus_plus(l2_normalize(Y, zero_rows="error"), 6, np.random.default_rng(0))
+    seeds_b = kmeans_plus_plus(l2_normalize(Y, zero_rows="error"), 6, np.random.default_rng(1))
     assert not np.array_equal(seeds_a, seeds_b)
 
 

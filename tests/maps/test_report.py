@@ -72,7 +72,7 @@ def test_per_text_cosine_values_and_errors():
     got = per_text_cosine(A, B)
     assert got.shape == (3,) and got.dtype == np.float32
     assert np.allclose(got, [1.0, -1.0, 0.0], atol=1e-6)
-    with pytest.raises(KeffError, match="A row 1 is all zeros"):
+    with pytest.raises(KeffError, match="A row 1 has zero norm"):
         per_text_cosine(np.array([[1.0, 0.0], [0.0, 0.0]]), B[:2])
     with pytest.raises(KeffError, match="equal shapes"):
         per_text_cosine(A, B[:2])

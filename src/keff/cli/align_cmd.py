@@ -32,7 +32,9 @@ def fit_command(
     source_vectors: Path = typer.Option(None, help="Instead of texts: source-model anchor vectors (.npy)."),
     target_vectors: Path = typer.Option(None, help="Instead of texts: target-model anchor vectors (.npy), same rows."),
     n_anchors: int = typer.Option(None, min=1, help="Draw this many anchors at random (seeded); default all."),
-    kind: str = typer.Option("procrustes", "--map", help="procrustes, affine, lowrank or mlp."),
+    kind: str = typer.Option(
+        "procrustes", "--map", help="Map kind: procrustes, affine, lowrank, mlp, ... (keff.maps.MAPS)."
+    ),
     rank: int = typer.Option(64, min=1, help="Rank of the low-rank map."),
     holdout: float = typer.Option(0.1, min=0.0, max=0.9, help="Share of anchors held out to measure the fit."),
     seed: int = typer.Option(0, help="Seed for anchor draws, the holdout split and training."),
@@ -41,14 +43,16 @@ def fit_command(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Fit a map from SOURCE's space into TARGET's space on anchor texts and save it as SEF."""
-    from keff.alignment import MAP_KINDS, fit_alignment, provenance, read_anchor_texts
+    from keff.alignment import fit_alignment, provenance, read_anchor_texts
     from keff.arrays import load_vectors
     from keff.encoders import get_encoder
     from keff.errors import DataError
+    from keff.maps import MAPS, map_params
 
     check_output(out_path, overwrite=overwrite)
-    if kind not in MAP_KINDS:
-        raise typer.BadParameter(f"unknown map {kind!r}: choose from {', '.join(MAP_KINDS)}", param_hint="--map")
+    fittable = [k for k in MAPS if k != "chain"]
+    if kind not in fittable:
+        raise typer.BadParameter(f"unknown map {kind!r}: choose from {', '.join(fittable)}", param_hint="--map")
     src, tgt = get_encoder(source), get_encoder(target)
     if anchors is not None:
         texts, what = read_anchor_texts(anchors, n=n_anchors, seed=seed, qa_layout=qa_layout)
@@ -66,7 +70,8 @@ def fit_command(
             raise typer.BadParameter("--n-anchors draws texts; with vector files, pass the rows you want")
     else:
         raise typer.BadParameter("give --anchors, or both --source-vectors and --target-vectors")
-    params = {"rank": rank} if kind == "lowrank" else {"seed": seed} if kind == "mlp" else {}
+    given = {"rank": rank, "seed": seed}
+    params = {name: value for name, value in given.items() if name in map_params(kind)}
     m, report = fit_alignment(X, Y, kind, holdout=holdout, seed=seed, **params)
     n_fit = len(X) - (0 if report is None else report.n)
     meta = provenance(
@@ -118,9 +123,9 @@ def apply_command(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Map vectors (or texts encoded by the map's source encoder) into the target space."""
-    from keff.arrays import load_vectors, unit_norm_rows
+    from keff.arrays import l2_normalize, load_vectors, unit_norm_rows
     from keff.atomic import atomic_path
-    from keff.encoders.base import check_kind, l2_normalize
+    from keff.encoders.base import check_kind
     from keff.errors import DataError
     from keff.maps import load_map
 

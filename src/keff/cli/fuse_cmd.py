@@ -57,7 +57,7 @@ def bench_command(
 def search_command(
     specialists: list[Path] = typer.Option(..., "--specialist", "-s", help="Specialist SEF files (repeat the option)."),
     data: Path = typer.Option(..., "--data", help="BEIR folder whose corpus to search."),
-    strategy: str = typer.Option("kalman", help="kalman (precision weights), uniform or route (lowest sigma^2)."),
+    strategy: str = typer.Option("kalman", help="kalman (precision weights), mean (equal) or route (lowest sigma^2)."),
     k: int = typer.Option(10, min=1, help="Results per query."),
     query: list[str] = typer.Option(
         None, "--query", "-q", help="Query text (repeatable); without it, read queries interactively."
@@ -67,11 +67,12 @@ def search_command(
     from rich.table import Table
 
     from keff.data import load_beir
-    from keff.fusion.searcher import STRATEGIES, FusedSearcher
+    from keff.fusion.methods import WEIGHTINGS
+    from keff.fusion.searcher import FusedSearcher
     from keff.fusion.specialist import Specialist
 
-    if strategy not in STRATEGIES:
-        raise typer.BadParameter(f"choose from {', '.join(STRATEGIES)}", param_hint="--strategy")
+    if strategy not in WEIGHTINGS:
+        raise typer.BadParameter(f"choose from {', '.join(WEIGHTINGS)}", param_hint="--strategy")
     loaded = [Specialist.load(p) for p in specialists]
     ds = load_beir(data)
     err.print(

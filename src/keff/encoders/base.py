@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from keff.arrays import l2_normalize
 from keff.errors import KeffError, ModelNotAvailable
 from keff.progress import progress_bar
 
@@ -111,13 +112,6 @@ def prepare_text(prefix: str, text: str) -> tuple[str, bool]:
         except UnicodeEncodeError:
             out = _replace_surrogates(out)
     return out, cut
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows of ``x`` (n, d) scaled to unit L2 norm, as float32; all-zero rows stay zero."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
 
 
 def estimate_tokens(texts: Sequence[str], max_tokens: int | None = None) -> np.ndarray:

@@ -48,8 +48,9 @@ from typing import Any
 
 import numpy as np
 
+from keff.arrays import l2_normalize
 from keff.atomic import sha256_bytes
-from keff.encoders.base import Kind, check_kind, check_texts, l2_normalize
+from keff.encoders.base import Kind, check_kind, check_texts
 from keff.encoders.cache import MODEL_ORIGIN, CachedEncoder, CacheEntry
 from keff.errors import FingerprintMismatch, KeffError
 

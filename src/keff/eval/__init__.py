@@ -5,7 +5,7 @@ matplotlib inside :func:`plot_results`; nothing here imports torch or FAISS.
 """
 
 from keff.eval.fast_metrics import gains_from_topk, topk_metrics
-from keff.eval.latency import measure_batch_throughput, measure_latency
+from keff.eval.latency import compare_latency, measure_batch_throughput, measure_latency
 from keff.eval.metric_names import DEFAULT_METRICS, QA_METRICS, MetricName, parse_metric
 from keff.eval.metrics import Qrels, Run, evaluate_run, judged_queries, run_from_topk
 from keff.eval.plots import plot_results
@@ -44,6 +44,7 @@ __all__ = [
     "judged_queries",
     "load_result",
     "markdown_table",
+    "compare_latency",
     "measure_batch_throughput",
     "measure_latency",
     "paired_bootstrap_ci",

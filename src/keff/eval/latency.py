@@ -1,9 +1,11 @@
-"""Wall-clock latency of a search function: single-query percentiles and batched throughput."""
+"""The one timing harness: single-query latency percentiles, batched throughput, and interleaved
+comparisons of several functions with paired ratios (:func:`compare_latency`). Every study times
+with these."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -115,4 +117,83 @@ def measure_batch_throughput(
         "median_total_ms": median_ns / 1e6,
         "per_query_us": median_ns / 1e3 / nq,
         "queries_per_s": nq / (median_ns / 1e9),
+    }
+
+
+def compare_latency(
+    fns: Mapping[str, Callable[[slice], object]],
+    n: int,
+    *,
+    baseline: str,
+    repeats: int = 31,
+    single: int = 200,
+    warmup: int = 1,
+) -> dict:
+    """Time several functions of one batch against each other, interleaved, in one run.
+
+    Each function takes a slice of the batch's rows (``fn(slice(None))`` is the whole batch,
+    ``fn(slice(j, j + 1))`` one query) and slices its own inputs, so any data layout works. The
+    functions are called in turn within every repeat, so load that drifts during the run on a
+    shared machine hits them alike; each call's time is divided by the ``baseline`` call just
+    before it, and the median of those paired ratios is reported.
+
+    Parameters
+    ----------
+    fns : mapping of str to callable
+        The functions by name; ``baseline`` must be one of them.
+    n : int
+        Rows in the batch (single queries cycle through them).
+    baseline : str
+        The function the others are compared with (e.g. the plain matrix product).
+    repeats : int
+        Timed whole-batch calls of each function.
+    single : int
+        Timed single-query calls of each function.
+    warmup : int
+        Untimed whole-batch calls of each function first.
+
+    Returns
+    -------
+    dict
+        ``{"batch_us": {name: median us per query in batch}, "single_us": {name: median us of
+        one query}, "batch_ratio": {name: median paired ratio to baseline}, "single_ratio":
+        {...}, "n": n, "repeats": repeats, "single": single}``.
+    """
+    if baseline not in fns:
+        raise KeffError(f"baseline {baseline!r} is not among the timed functions {list(fns)}")
+    n = _check_count(n, "n", 1)
+    repeats, single = _check_count(repeats, "repeats", 1), _check_count(single, "single", 0)
+    order = [baseline, *(k for k in fns if k != baseline)]
+    for _ in range(_check_count(warmup, "warmup", 0)):
+        for name in order:
+            fns[name](slice(None))
+
+    def timed(rows: slice) -> dict[str, float]:
+        out = {}
+        for name in order:
+            start = time.perf_counter_ns()
+            fns[name](rows)
+            out[name] = float(time.perf_counter_ns() - start)
+        return out
+
+    batch = [timed(slice(None)) for _ in range(repeats)]
+    one = [timed(slice(i % n, i % n + 1)) for i in range(single)]
+
+    def summary(runs: list[dict[str, float]], per: int) -> tuple[dict, dict]:
+        if not runs:
+            return {}, {}
+        us = {k: float(np.median([r[k] for r in runs])) / 1e3 / per for k in order}
+        ratio = {k: float(np.median([r[k] / max(r[baseline], 1.0) for r in runs])) for k in order}
+        return us, ratio
+
+    batch_us, batch_ratio = summary(batch, n)
+    single_us, single_ratio = summary(one, 1)
+    return {
+        "batch_us": batch_us,
+        "single_us": single_us,
+        "batch_ratio": batch_ratio,
+        "single_ratio": single_ratio,
+        "n": n,
+        "repeats": repeats,
+        "single": single,
     }

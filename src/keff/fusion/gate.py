@@ -13,9 +13,9 @@ from typing import Any, Self
 
 import numpy as np
 
+from keff.arrays import as_matrix
 from keff.errors import FormatError, KeffError
 from keff.estimator import COUNT, FLAG, Estimator, ScalarSpec, is_finite_number
-from keff.maps.base import as_matrix
 from keff.sef import shown
 
 

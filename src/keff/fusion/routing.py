@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from keff.arrays import as_matrix
 from keff.errors import KeffError
 from keff.fusion.score import call_objective
 from keff.fusion.vector import check_stack, check_var, precision_fuse
-from keff.maps.base import as_matrix
 from keff.progress import progress_bar
 
 #: Number of evenly spaced quantiles of the validation similarities tried by default.

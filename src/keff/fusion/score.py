@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from keff.arrays import l2_normalize
 from keff.errors import KeffError
-from keff.fusion.vector import WEIGHT_SUM_TOL, check_stack, l2_normalise
+from keff.fusion.vector import WEIGHT_SUM_TOL, check_stack
 from keff.progress import progress_bar
 
 #: Above this many specialists, :func:`tune_convex_weights` uses coordinate ascent, not a grid.
@@ -291,5 +292,5 @@ def concat_vectors(vectors: Sequence[np.ndarray]) -> np.ndarray:
         part = arr.astype(np.float32)
         if not np.isfinite(part).all():
             raise KeffError(f"specialist {i} vectors hold NaN or infinite values")
-        parts.append(l2_normalise(part, f"specialist {i} vector") * scale)
+        parts.append(l2_normalize(part, zero_rows="error", name=f"specialist {i} vector of query") * scale)
     return np.concatenate(parts, axis=1)

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from keff.errors import KeffError
+from keff.fusion.methods import WEIGHTINGS, fusion_weights
 from keff.fusion.specialist import Specialist
-from keff.fusion.vector import precision_weights, weighted_scores
+from keff.fusion.vector import weighted_scores
 from keff.index.numpy_backend import topk_rows
-
-STRATEGIES = ("kalman", "uniform", "route")
 
 
 @dataclass
@@ -41,18 +40,11 @@ class FusedSearcher:
 
     def weights(self, texts: Sequence[str], strategy: str = "kalman") -> tuple[np.ndarray, list[np.ndarray]]:
         """(S, n) fusion weights of the queries and each specialist's own query vectors."""
-        if strategy not in STRATEGIES:
-            raise KeffError(f"unknown strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
+        if strategy not in WEIGHTINGS:
+            raise KeffError(f"unknown strategy {strategy!r} (choose from {', '.join(WEIGHTINGS)})")
         own = [enc.encode(list(texts), kind="query") for enc in self.encoders]
-        S, n = len(own), len(texts)
-        if strategy == "uniform":
-            return np.full((S, n), 1.0 / S), own
         var = np.stack([s.variance(s.to_frame(q)) for s, q in zip(self.specialists, own)])
-        if strategy == "route":
-            w = np.zeros((S, n))
-            w[np.argmin(var, axis=0), np.arange(n)] = 1.0
-            return w, own
-        return precision_weights(var), own
+        return fusion_weights(var, strategy), own
 
     def search(self, texts: Sequence[str], k: int = 10, strategy: str = "kalman") -> tuple[list[list[Hit]], np.ndarray]:
         """Top-``k`` documents per query, and the (S, n) weights used."""

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from keff.encoders.base import l2_normalize
+from keff.arrays import l2_normalize
 from keff.errors import FormatError, KeffError
 from keff.estimator import ArraySpec, check_arrays, split_prefixes
-from keff.maps.base import Map, map_from_description
+from keff.maps.base import Map, make_map, map_from_description
 from keff.sef import load_sef, save_sef, shown
 from keff.uncertainty.base import VarianceEstimator, rebuild_uncertainty
 
@@ -197,10 +197,8 @@ def fit_specialist(
     uncertainty : VarianceEstimator
         An unfitted estimator, fitted here on the domain texts.
     map_kind : str
-        Map type (see :data:`keff.alignment.MAP_KINDS`).
+        Map kind (a name in :data:`keff.maps.MAPS`).
     """
-    from keff.alignment import make_map
-
     mapping = None if anchors_frame is None else make_map(map_kind).fit(anchors_own, anchors_frame)
     spec = Specialist(name, encoder.name, encoder.fingerprint, mapping, np.zeros(1), uncertainty, domain, info or {})
     frame = spec.to_frame(domain_texts_own)

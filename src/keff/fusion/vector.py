@@ -12,12 +12,12 @@ Kalman fusion, ``x = sum_i z_i / s_i / sum_i 1 / s_i``, runs in one pass on rela
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from keff.arrays import l2_normalize
 from keff.errors import KeffError
 
 #: Allowed deviation of a weight row's sum from 1.
@@ -80,18 +80,6 @@ def check_weights(weights: Any, shape: tuple[int, int], name: str = "weights") -
 
 
 # -- shared kernels ---------------------------------------------------------------------------
-def l2_normalise(X: np.ndarray, name: str = "fused vector") -> np.ndarray:
-    """Scale each row of float32 ``X`` (n, d) to unit L2 norm, in place; returns ``X``.
-
-    A row of norm zero (specialist vectors that cancel exactly) is an error naming the row.
-    """
-    norms = np.sqrt(np.einsum("nd,nd->n", X, X))
-    if not norms.all():
-        raise KeffError(f"{name} of query row {int(np.argmin(norms))} has zero norm: its inputs cancel out")
-    X /= norms[:, None]
-    return X
-
-
 def relative_precision(var: np.ndarray) -> np.ndarray:
     """Precision of each specialist relative to the most precise one, ``s_min / s_i``.
 
@@ -125,7 +113,7 @@ def precision_fuse(Z: np.ndarray, var: np.ndarray) -> np.ndarray:
     else:
         fused = np.einsum("snd,snd->nd", r, Z)
         fused /= r.sum(axis=0)
-    return l2_normalise(fused)
+    return l2_normalize(fused, zero_rows="error", name="fused vector of query", inplace=True)
 
 
 # -- public API -------------------------------------------------------------------------------
@@ -163,7 +151,7 @@ def mean_fuse(Z: Any) -> np.ndarray:
     ndarray, shape (n, d), float32, unit rows
     """
     Z = check_stack(Z)
-    return l2_normalise(Z.sum(axis=0))
+    return l2_normalize(Z.sum(axis=0), zero_rows="error", name="fused vector of query", inplace=True)
 
 
 def precision_weights(var: Any) -> np.ndarray:
@@ -229,7 +217,7 @@ def hard_route(Z: Any, var: Any) -> tuple[np.ndarray, np.ndarray]:
     var = check_var(var, Z.shape, scalar_only=True)
     chosen = np.argmin(var, axis=0)
     fused = Z[chosen, np.arange(Z.shape[1])]
-    return l2_normalise(fused), chosen.astype(np.int64)
+    return l2_normalize(fused, zero_rows="error", name="fused vector of query", inplace=True), chosen.astype(np.int64)
 
 
 def weighted_fuse(Z: Any, weights: Any) -> np.ndarray:
@@ -247,7 +235,7 @@ def weighted_fuse(Z: Any, weights: Any) -> np.ndarray:
     """
     Z = check_stack(Z)
     w = check_weights(weights, Z.shape[:2])
-    return l2_normalise(combine(w, Z))
+    return l2_normalize(combine(w, Z), zero_rows="error", name="fused vector of query", inplace=True)
 
 
 def weighted_scores(score_mats: Any, weights: Any) -> np.ndarray:
@@ -295,38 +283,3 @@ def weighted_query_concat(queries: Sequence[np.ndarray], weights: Any) -> np.nda
             raise KeffError(f"queries[{i}] has shape {q.shape}; expected ({n}, d)")
     w = check_weights(weights, (len(qs), n))
     return np.concatenate([q * wi[:, None] for q, wi in zip(qs, w)], axis=1)
-
-
-def fusion_latency(Z: Any, var: Any, repeats: int = 20) -> dict[str, float]:
-    """Micro-benchmark: median microseconds per query of :func:`mean_fuse` and :func:`kalman_fuse`
-    on the same batch, alternating, after one untimed warm-up call each.
-
-    Parameters
-    ----------
-    Z : array, shape (S, n, d)
-    var : array, shape (S, n) or (S, n, d)
-    repeats : int
-        Timed calls of each fuser (>= 1).
-
-    Returns
-    -------
-    dict
-        ``{"mean_us": float, "kalman_us": float, "ratio": kalman_us / mean_us, "n": n,
-        "repeats": repeats}``.
-    """
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
-        raise KeffError(f"repeats must be an integer >= 1; got {repeats!r}")
-    Z = check_stack(Z)
-    var = np.asarray(var)
-    calls = (lambda: mean_fuse(Z), lambda: kalman_fuse(Z, var))
-    for call in calls:  # warm-up
-        call()
-    times = np.empty((2, int(repeats)), dtype=np.float64)
-    for r in range(int(repeats)):
-        for j, call in enumerate(calls):
-            start = time.perf_counter_ns()
-            call()
-            times[j, r] = time.perf_counter_ns() - start
-    n = int(Z.shape[1])
-    mean_us, kalman_us = (np.median(times, axis=1) / 1000.0 / n).tolist()
-    return {"mean_us": mean_us, "kalman_us": kalman_us, "ratio": kalman_us / mean_us, "n": n, "repeats": int(repeats)}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from keff.arrays import as_matrix
 from keff.errors import KeffError
-from keff.index._validate import as_float32_matrix, check_k
+from keff.index._validate import check_k
 from keff.index.faiss_backend import FaissBackend
 from keff.index.numpy_backend import NumpyBackend
 
@@ -48,7 +49,7 @@ class ExactIndex:
             raise KeffError(f"unknown index backend {backend!r}; choose one of {sorted(BACKENDS)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise KeffError(f"batch_size must be a positive integer; got {batch_size!r}")
-        vecs = as_float32_matrix(vectors, "vectors")
+        vecs = as_matrix(vectors, "vectors", floating=True)
         if vecs.shape[0] == 0:
             raise KeffError("cannot build an index over 0 vectors")
         if vecs.shape[1] == 0:
@@ -81,7 +82,7 @@ class ExactIndex:
         KeffError
             On a 1-D or non-finite query array, a dimension mismatch, or a non-positive ``k``.
         """
-        q = as_float32_matrix(queries, "queries")
+        q = as_matrix(queries, "queries", floating=True)
         if q.shape[1] != self.dim:
             raise KeffError(f"queries have dimension {q.shape[1]} but the index holds {self.dim}-d vectors")
         k = min(check_k(k), self.n)

@@ -119,7 +119,7 @@ def fit_ridge(Xc: np.ndarray, Yc: np.ndarray, alpha: float | None, alphas: Seque
     return RidgeSolution(alpha=float(alpha), W=W, fitted_core=fitted_core, gcv=gcv)
 
 
-@register_map
+@register_map("affine")
 class Affine(Map):
     """Affine map ``X @ W + b`` fitted by ridge least squares on centred data.
 

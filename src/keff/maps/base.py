@@ -8,37 +8,86 @@ estimator. Every map saves to and loads from one SEF file (:mod:`keff.sef`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from keff.arrays import as_matrix
 from keff.errors import FormatError, KeffError
 from keff.estimator import DIM, ArraySpec, Estimator, ScalarSpec, rebuild
-from keff.sef import load_sef, save_sef
+from keff.sef import load_sef, save_sef, shown
 
-#: Map classes by name, filled by :func:`register_map`; :func:`load_map` dispatches on it.
+#: The map registry: short name (``"procrustes"``) -> class, filled by :func:`register_map`. The
+#: CLI, the studies and the index all read it; adding a map kind is its module plus one import line
+#: in :mod:`keff.maps`.
+MAPS: dict[str, type[Map]] = {}
+#: The same classes by class name, as SEF files record them; :func:`load_map` dispatches on it.
 MAP_TYPES: dict[str, type[Map]] = {}
 
 
-def register_map(cls: type[Map]) -> type[Map]:
-    """Class decorator: make ``cls`` loadable by name from SEF files."""
-    MAP_TYPES[cls.__name__] = cls
-    return cls
+def register_map(name: str) -> Callable[[type[Map]], type[Map]]:
+    """Class decorator: register a map class under the short ``name`` (and its class name)."""
+
+    def add(cls: type[Map]) -> type[Map]:
+        if name in MAPS and MAPS[name] is not cls:
+            raise KeffError(f"map name {name!r} is taken by {MAPS[name].__name__}")
+        MAPS[name] = cls
+        MAP_TYPES[cls.__name__] = cls
+        cls.registered_as = name
+        return cls
+
+    return add
 
 
-def as_matrix(X: Any, name: str = "X") -> np.ndarray:
-    """Validate a 2-D finite numeric array and return it as float32 (a copy only if needed)."""
-    arr = np.asarray(X)
-    if arr.ndim != 2:
-        raise KeffError(f"{name} must be 2-D (n, d); got shape {arr.shape}")
-    if arr.dtype.kind not in "fiu":
-        raise KeffError(f"{name} must be numeric; got dtype {arr.dtype}")
-    arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():
-        raise KeffError(f"{name} holds NaN or infinite values")
-    return arr
+def map_params(kind: str) -> tuple[str, ...]:
+    """Constructor parameters of the map registered as ``kind``."""
+    cls = _map_class(kind)
+    return tuple(p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "args", "kwargs"))
+
+
+def _map_class(kind: str) -> type[Map]:
+    if kind not in MAPS:
+        raise KeffError(f"unknown map kind {kind!r} (choose from {', '.join(MAPS)})")
+    return MAPS[kind]
+
+
+def make_map(kind: str, **params: Any) -> Map:
+    """An unfitted map by short name, e.g. ``make_map("lowrank", rank=64)``.
+
+    Raises
+    ------
+    KeffError
+        An unknown kind (the message lists the registered ones) or a parameter the map does not
+        take (the message lists those it does).
+    """
+    cls = _map_class(kind)
+    unknown = sorted(set(params) - set(map_params(kind)))
+    if unknown:
+        raise KeffError(f"map {kind!r} takes no parameter {unknown} (it takes {', '.join(map_params(kind))})")
+    return cls(**params)
+
+
+def resolve_base(base: Any, choices: tuple[str, ...], source_dim: int, target_dim: int, *, unequal: str) -> str:
+    """The base mode a map with a ``base`` parameter uses for these dimensions.
+
+    ``"auto"`` is ``"identity"`` when the dimensions match and ``unequal`` otherwise;
+    ``"identity"`` needs equal dimensions. ``choices`` are the modes the map accepts ("auto"
+    among them).
+    """
+    if not isinstance(base, str) or base not in choices:
+        raise KeffError(f"base must be one of {', '.join(map(repr, choices))}; got {shown(base)}")
+    if base == "auto":
+        return "identity" if source_dim == target_dim else unequal
+    if base == "identity" and source_dim != target_dim:
+        others = " or ".join(repr(c) for c in choices if c not in ("auto", "identity"))
+        raise KeffError(
+            f"base='identity' needs equal dimensions; got source {source_dim}-d and target {target_dim}-d "
+            f"(use base={others})"
+        )
+    return base
 
 
 def check_pair(X: Any, Y: Any, *, min_rows: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -65,6 +114,10 @@ class Map(Estimator):
     #: Fitted scalars (numbers, strings) saved in the SEF metadata JSON: name -> ScalarSpec.
     _scalars: ClassVar[Mapping[str, ScalarSpec]] = {}
     _fitted_marker: ClassVar[str] = "source_dim_"
+    #: The short name the map is registered under (set by :func:`register_map`).
+    registered_as: ClassVar[str] = ""
+    #: Whether ``fit`` takes ``groups`` (pairs whose answers count as right for each other).
+    fit_takes_groups: ClassVar[bool] = False
 
     # -- fitting and applying -------------------------------------------------------------
     def fit(self, X: Any, Y: Any) -> Map:

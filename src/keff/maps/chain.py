@@ -49,7 +49,7 @@ def check_chain_description(description: dict[str, Any]) -> None:
         pending += [(p, depth + 1) for p in parts if isinstance(p, dict) and p.get("type") == "MapChain"]
 
 
-@register_map
+@register_map("chain")
 class MapChain(Map):
     """Apply fitted maps in order: ``maps[-1].transform(... maps[0].transform(X))``.
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from keff.arrays import as_matrix, l2_normalize
 from keff.errors import FormatError, KeffError
 from keff.estimator import ArraySpec, ScalarSpec, is_finite_number
-from keff.maps.base import Map, as_matrix, register_map
-from keff.maps.kmeans import normalise_rows, resolve_n_clusters, spherical_kmeans, unit_rows
+from keff.maps.base import Map, register_map
+from keff.maps.kmeans import resolve_n_clusters, spherical_kmeans
 from keff.maps.procrustes import check_flag
 from keff.maps.routing import (
     centroid_routing,
@@ -83,7 +84,7 @@ def fit_subspace_map(
     return U, R, mu_q, mu_a - mu_q
 
 
-@register_map
+@register_map("cluster-routed")
 class ClusterRouted(Map):
     """Per-cluster subspace maps over answer clusters, mixed by query routing.
 
@@ -220,7 +221,10 @@ class ClusterRouted(Map):
         self.n_clusters_ = int(K)
         self._clear_cache()
         if routing == "question":
-            self.questions_, self.labels_ = unit_rows(X, "X"), km.labels.astype(np.int64)
+            self.questions_, self.labels_ = (
+                l2_normalize(as_matrix(X, "X"), zero_rows="error", name="X"),
+                km.labels.astype(np.int64),
+            )
             if self.importance:
                 self.p_ = self._importance(self.questions_)
 
@@ -254,7 +258,7 @@ class ClusterRouted(Map):
 
     def _route(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         routing, T = self._routing_mode(), float(self.temperature)
-        Xu = normalise_rows(X, "X")
+        Xu = l2_normalize(X, zero_rows="error", name="X")
         if routing == "centroid":
             mass = centroid_routing(Xu, self.centroids_, T)
         else:
@@ -317,14 +321,3 @@ class ClusterRouted(Map):
         if "p_" in self._routing_state() and not ((self.p_ > 0) & (self.p_ <= 1)).all():
             raise FormatError("ClusterRouted importances p_ must lie in (0, 1]")
         self._clear_cache()
-
-
-def routed_throughput(model: ClusterRouted, X: Any, repeats: int = 5) -> float:
-    """Queries per second of ``model.transform`` (routing + projection) on the batch ``X``.
-
-    The median of ``repeats`` timed calls after one warm-up call (which also builds cached
-    factors and, for question routing, the index). A benchmark helper, not a test assertion.
-    """
-    from keff.eval.latency import measure_batch_throughput
-
-    return float(measure_batch_throughput(model.transform, as_matrix(X), repeats=repeats)["queries_per_s"])

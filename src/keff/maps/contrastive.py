@@ -28,7 +28,7 @@ def _val_split(n: int, groups: np.ndarray | None, val_frac: float, seed: int) ->
     return split.train, split.val
 
 
-@register_map
+@register_map("contrastive")
 class ContrastiveMap(Map):
     """Identity-initialised affine map ``X @ W_ + b_`` trained with InfoNCE against the answers.
 
@@ -73,6 +73,8 @@ class ContrastiveMap(Map):
         self.batch_size = batch_size
         self.val_frac = val_frac
         self.seed = seed
+
+    fit_takes_groups = True
 
     def fit(self, X: Any, Y: Any, groups: Any = None) -> ContrastiveMap:
         """Fit on questions ``X`` (n, d) and their answers ``Y`` (n, d); ``groups`` (n,) marks

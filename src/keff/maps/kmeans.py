@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from keff.arrays import as_matrix, l2_normalize
 from keff.errors import KeffError
-from keff.maps.base import as_matrix
 
 #: The named rules accepted by :func:`resolve_n_clusters`.
 K_RULES = ("effective_rank", "sqrt")
@@ -43,27 +43,6 @@ class KMeansResult:
     n_iter: int
     converged: bool
     objective: float
-
-
-def unit_rows(X: Any, name: str = "X") -> np.ndarray:
-    """Validate ``X`` (n, d) and return its rows L2-normalised, float32.
-
-    Raises
-    ------
-    KeffError
-        If ``X`` is not a finite 2-D numeric array or a row has zero norm (its direction, and so
-        its cosine to anything, is undefined); the message names the row.
-    """
-    return normalise_rows(as_matrix(X, name), name)
-
-
-def normalise_rows(X: np.ndarray, name: str = "X") -> np.ndarray:
-    """:func:`unit_rows` for an already validated float32 matrix (no finiteness pass)."""
-    norms = np.linalg.norm(X, axis=1)
-    zero = np.flatnonzero(norms == 0)
-    if zero.size:
-        raise KeffError(f"{name} row {int(zero[0])} has zero norm: its cosine similarity is undefined")
-    return X / norms[:, None].astype(np.float32)
 
 
 def effective_rank(Y: Any) -> int:
@@ -209,7 +188,7 @@ def spherical_kmeans(Y: Any, n_clusters: int, *, seed: int = 0, max_iter: int = 
     -------
     KMeansResult
     """
-    Y = unit_rows(Y, "Y")
+    Y = l2_normalize(as_matrix(Y, "Y"), zero_rows="error", name="Y")
     n = Y.shape[0]
     if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or not 1 <= n_clusters <= n:
         raise KeffError(f"n_clusters must be an integer in [1, {n}] (the number of rows); got {n_clusters!r}")

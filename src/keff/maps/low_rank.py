@@ -10,35 +10,20 @@ then a projection of its fitted values ``Xc @ W_r`` onto their top-r right singu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from keff.errors import KeffError
 from keff.estimator import NON_NEGATIVE, ArraySpec
 from keff.maps.affine import DEFAULT_ALPHAS, check_alpha, fit_ridge
-from keff.maps.base import Map, register_map
+from keff.maps.base import Map, register_map, resolve_base
 from keff.maps.procrustes import Procrustes
 from keff.sef import shown
 
 BASES = ("auto", "identity", "none", "procrustes")
 
 
-def resolve_base(base: Any, source_dim: int, target_dim: int) -> str:
-    """The base mode for these dimensions: "auto" is "identity" when they match, else "none"."""
-    if not isinstance(base, str) or base not in BASES:
-        raise KeffError(f"base must be one of {', '.join(map(repr, BASES))}; got {shown(base)}")
-    if base == "auto":
-        return "identity" if source_dim == target_dim else "none"
-    if base == "identity" and source_dim != target_dim:
-        raise KeffError(
-            f"base='identity' needs equal dimensions; got source {source_dim}-d and target {target_dim}-d "
-            "(use base='none' or base='procrustes')"
-        )
-    return base
-
-
-@register_map
+@register_map("lowrank")
 class LowRankAffine(Map):
     """``X @ B + (X @ A_) @ C_ + b_``: a base map plus a reduced-rank ridge correction.
 
@@ -100,7 +85,7 @@ class LowRankAffine(Map):
         self._check_params()
         alpha, grid = check_alpha(self.alpha, self.alphas)
         n, d_s, d_t = X.shape[0], X.shape[1], Y.shape[1]
-        base = resolve_base(self.base, d_s, d_t)
+        base = resolve_base(self.base, BASES, d_s, d_t, unequal="none")
         rank = min(int(self.rank), d_s, d_t, n - 1)
 
         X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
@@ -142,7 +127,7 @@ class LowRankAffine(Map):
         return {**self._state, **(self._base_state if self.base == "procrustes" else {})}
 
     def _after_restore(self) -> None:
-        self.base_ = resolve_base(self.base, self.source_dim_, self.target_dim_)
+        self.base_ = resolve_base(self.base, BASES, self.source_dim_, self.target_dim_, unequal="none")
         if self.base_ != "procrustes":
             self.B_ = None
         self.rank_ = int(self.A_.shape[1])

@@ -24,7 +24,7 @@ def check_flag(name: str, value: object) -> bool:
     return value
 
 
-@register_map
+@register_map("procrustes")
 class Procrustes(Map):
     """Orthogonal Procrustes map ``scale_ * (X @ W_) + b_``.
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from keff.arrays import as_matrix, l2_normalize
 from keff.errors import KeffError
-from keff.maps.base import Map, as_matrix
+from keff.maps.base import Map
 from keff.progress import progress_bar
 
 _BLOCK = 1024  # rows per block of the (n, n) similarity computations
@@ -50,16 +51,6 @@ class AlignmentReport:
         return asdict(self)
 
 
-def unit_rows(A: np.ndarray, name: str = "A") -> np.ndarray:
-    """L2-normalise rows (float32); a zero row has no direction and is an error naming it."""
-    A = as_matrix(A, name)
-    norms = np.linalg.norm(A, axis=1, keepdims=True)
-    zero = np.flatnonzero(norms[:, 0] == 0)
-    if zero.size:
-        raise KeffError(f"{name} row {int(zero[0])} is all zeros: cosine is undefined ({zero.size} zero rows)")
-    return A / norms
-
-
 def per_text_cosine(A: Any, B: Any) -> np.ndarray:
     """Row-wise cosine between paired rows.
 
@@ -71,7 +62,8 @@ def per_text_cosine(A: Any, B: Any) -> np.ndarray:
     -------
     ndarray, shape (n,), float32
     """
-    A, B = unit_rows(A, "A"), unit_rows(B, "B")
+    A = l2_normalize(as_matrix(A, "A"), zero_rows="error", name="A")
+    B = l2_normalize(as_matrix(B, "B"), zero_rows="error", name="B")
     if A.shape != B.shape:
         raise KeffError(f"row-wise cosine needs equal shapes; got A {A.shape} and B {B.shape}")
     return np.einsum("ij,ij->i", A, B)
@@ -130,7 +122,11 @@ def alignment_report(map: Map, X_source: Any, Y_target: Any, *, k: int = 10) -> 
         raise KeffError(f"the map outputs {mapped.shape[1]}-d vectors but Y_target is {Y.shape[1]}-d")
     cos_after = per_text_cosine(mapped, Y)
     cos_before = float(per_text_cosine(X, Y).mean()) if X.shape[1] == Y.shape[1] else None
-    overlap, hits = _neighbour_scores(unit_rows(mapped, "mapped rows"), unit_rows(Y, "Y_target"), int(k))
+    overlap, hits = _neighbour_scores(
+        l2_normalize(mapped, zero_rows="error", name="mapped rows"),
+        l2_normalize(Y, zero_rows="error", name="Y_target"),
+        int(k),
+    )
     return AlignmentReport(
         n=n,
         cosine_before=cos_before,

@@ -18,7 +18,7 @@ from scipy.special import erf
 from keff.errors import FormatError, KeffError, NotFittedError, require
 from keff.estimator import COUNT, ArraySpec, ScalarSpec, is_finite_number
 from keff.maps.affine import Affine
-from keff.maps.base import Map, register_map
+from keff.maps.base import Map, register_map, resolve_base
 from keff.sef import shown
 from keff.train.losses import LOSSES
 
@@ -38,19 +38,6 @@ def gelu(x: np.ndarray) -> np.ndarray:
     return g
 
 
-def resolve_base(base: str, source_dim: int, target_dim: int) -> str:
-    """``"identity"`` or ``"linear"`` for a ``base`` parameter and the data's dims."""
-    if not isinstance(base, str) or base not in BASES:
-        raise KeffError(f"unknown base {shown(base)}: choose one of {', '.join(BASES)}")
-    if base == "auto":
-        return "identity" if source_dim == target_dim else "linear"
-    if base == "identity" and source_dim != target_dim:
-        raise KeffError(
-            f"base='identity' needs equal dims, got {source_dim} -> {target_dim}: use base='linear' or 'auto'"
-        )
-    return base
-
-
 def split_rows(n: int, val_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded train/validation row indices; ``round(val_frac * n)`` (at least 1) rows held out."""
     if not 0.0 <= val_frac < 1.0:
@@ -62,7 +49,7 @@ def split_rows(n: int, val_frac: float, seed: int) -> tuple[np.ndarray, np.ndarr
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-@register_map
+@register_map("mlp")
 class ResidualMLP(Map):
     """Base map plus a one-hidden-layer GELU MLP, trained with torch, applied with numpy.
 
@@ -168,11 +155,11 @@ class ResidualMLP(Map):
         if not (is_finite_number(self.lr) and self.lr > 0):
             raise KeffError(f"lr must be > 0, got {shown(self.lr)}")
         if not isinstance(self.base, str) or self.base not in BASES:
-            raise KeffError(f"unknown base {shown(self.base)}: choose one of {', '.join(BASES)}")
+            raise KeffError(f"base must be one of {', '.join(map(repr, BASES))}; got {shown(self.base)}")
 
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
         self._check_params()
-        base = resolve_base(self.base, X.shape[1], Y.shape[1])
+        base = resolve_base(self.base, BASES, X.shape[1], Y.shape[1], unequal="linear")
         train, val = split_rows(X.shape[0], self.val_frac, self.seed)
         base_W = base_b = None
         self.base_alpha_ = None
@@ -270,11 +257,11 @@ class ResidualMLP(Map):
     # -- state ----------------------------------------------------------------------------
     def _state_specs(self) -> dict[str, ArraySpec]:
         """The MLP's arrays, and the base's with a linear base."""
-        linear = resolve_base(self.base, self.source_dim_, self.target_dim_) == "linear"
+        linear = resolve_base(self.base, BASES, self.source_dim_, self.target_dim_, unequal="linear") == "linear"
         return {**self._state, **(self._base_state if linear else {})}
 
     def _after_restore(self) -> None:
-        base = resolve_base(self.base, self.source_dim_, self.target_dim_)
+        base = resolve_base(self.base, BASES, self.source_dim_, self.target_dim_, unequal="linear")
         if getattr(self, "base_", base) != base:
             raise FormatError(f"ResidualMLP records base {self.base_!r} but base={self.base!r} resolves to {base!r}")
         self.base_ = base

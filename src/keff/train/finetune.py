@@ -202,7 +202,7 @@ def finetune_specialist(
     _check_args(epochs, batch_size, lr, warmup, max_seconds, train_max_seq_length)
     out_dir = Path(out_dir).expanduser().absolute()
     st_model.check_out_dir(out_dir)
-    folder = st_model.resolve_base(base)
+    folder = st_model.resolve_base_model(base)
     plan = plan_batches(len(pairs), batch_size, epochs, seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -39,7 +39,7 @@ def st_modules() -> Any:
     return modules
 
 
-def resolve_base(base: str | Path) -> Path:
+def resolve_base_model(base: str | Path) -> Path:
     """The sentence-transformers folder of ``base``.
 
     Parameters

@@ -14,9 +14,9 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from keff.arrays import as_matrix
 from keff.errors import KeffError
 from keff.estimator import Estimator, is_finite_number, rebuild
-from keff.index._validate import as_float32_matrix
 from keff.sef import shown
 
 #: Variance estimator classes by name, filled by :func:`register_uncertainty`.
@@ -38,22 +38,12 @@ def as_vectors(X: Any, name: str, *, min_rows: int = 1) -> np.ndarray:
         On a 1-D or non-2-D array, a non-float dtype, a NaN/inf entry (the row is named) or too
         few rows.
     """
-    arr = as_float32_matrix(X, name)
+    arr = as_matrix(X, name, floating=True)
     if arr.shape[0] < min_rows:
         raise KeffError(f"{name} needs at least {min_rows} rows; got {arr.shape[0]}")
     if arr.shape[1] == 0:
         raise KeffError(f"{name} has dimension 0")
     return arr
-
-
-def unit_rows(X: np.ndarray, name: str) -> np.ndarray:
-    """Rows of ``X`` (n, d) scaled to unit L2 norm, float32; a zero row is a :class:`KeffError`
-    (its cosine to anything is undefined)."""
-    norms = np.linalg.norm(X.astype(np.float64), axis=1)
-    bad = np.flatnonzero(~(norms > 0))
-    if bad.size:
-        raise KeffError(f"{name} row {int(bad[0])} has zero norm: cosine distances are undefined for it")
-    return (X / norms[:, None]).astype(np.float32)
 
 
 def as_scores(values: Any, name: str, n: int | None = None) -> np.ndarray:

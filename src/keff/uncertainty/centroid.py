@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from keff.arrays import l2_normalize
 from keff.errors import KeffError
 from keff.estimator import FINITE, ScalarSpec
 from keff.uncertainty._robust import MIN_SCALE, exp_squash, robust_location_scale
-from keff.uncertainty.base import VarianceEstimator, check_positive, register_uncertainty, unit_rows
+from keff.uncertainty.base import VarianceEstimator, check_positive, register_uncertainty
 
 
 @register_uncertainty
@@ -53,7 +54,7 @@ class CentroidDistance(VarianceEstimator):
 
     def _fit(self, V: np.ndarray) -> None:
         self._check_params()
-        V = unit_rows(V, "V")
+        V = l2_normalize(V, zero_rows="error", name="V")
         mean = V.astype(np.float64).mean(axis=0)
         norm = float(np.linalg.norm(mean))
         if not norm > 1e-8:
@@ -69,7 +70,7 @@ class CentroidDistance(VarianceEstimator):
         return 1.0 - U.astype(np.float64) @ self.centroid_.astype(np.float64)
 
     def _raw_score(self, Q: np.ndarray) -> np.ndarray:
-        return self._distance(unit_rows(Q, "Q"))
+        return self._distance(l2_normalize(Q, zero_rows="error", name="Q"))
 
     def _squash(self, raw: np.ndarray) -> np.ndarray:
         return float(self.floor) + exp_squash(raw, self.median_, self.scale_, float(self.sharpness))

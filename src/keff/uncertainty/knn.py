@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from keff.arrays import l2_normalize
 from keff.errors import FormatError, KeffError
 from keff.estimator import FINITE, ScalarSpec
 from keff.index import ExactIndex
 from keff.uncertainty._robust import MIN_SCALE, exp_squash, robust_location_scale
-from keff.uncertainty.base import VarianceEstimator, check_positive, register_uncertainty, unit_rows
+from keff.uncertainty.base import VarianceEstimator, check_positive, register_uncertainty
 
 
 def knn_distance(index: ExactIndex, Q: np.ndarray, k: int) -> np.ndarray:
@@ -97,7 +98,7 @@ class KnnDensity(VarianceEstimator):
                 f"KnnDensity(k={k}) needs at least k + 1 = {k + 1} reference rows (each row's k nearest OTHER "
                 f"rows); got {V.shape[0]}" + (f" (max_reference={max_reference})" if n > max_reference else "")
             )
-        R = unit_rows(V, "V")
+        R = l2_normalize(V, zero_rows="error", name="V")
         self.reference_ = R
         loo = leave_one_out_knn_distance(ExactIndex(R), R, k)
         self.median_, self.scale_ = robust_location_scale(loo, f"mean distance to the {k} nearest neighbours")
@@ -108,7 +109,7 @@ class KnnDensity(VarianceEstimator):
             raise FormatError(f"KnnDensity(k={k}) needs at least {k + 1} reference rows; got {m}")
 
     def _raw_score(self, Q: np.ndarray) -> np.ndarray:
-        return knn_distance(ExactIndex(self.reference_), unit_rows(Q, "Q"), int(self.k))
+        return knn_distance(ExactIndex(self.reference_), l2_normalize(Q, zero_rows="error", name="Q"), int(self.k))
 
     def _squash(self, raw: np.ndarray) -> np.ndarray:
         return exp_squash(raw, self.median_, self.scale_, float(self.sharpness))
