@@ -33,12 +33,12 @@ import numpy as np
 from keff.alignment import make_map
 from keff.arrays import l2_normalize
 from keff.atomic import atomic_path, atomic_write_text
-from keff.data import load_beir, load_qa
+from keff.data import load_beir, load_qa, sample_groups
 from keff.encoders import get_encoder
 from keff.eval import compare_systems, evaluate_retrieval, run_metadata
 from keff.maps.report import per_text_cosine
 from keff.paths import find_shared_data
-from keff.tasks import RetrievalTask, beir_task, qa_task, sample_groups
+from keff.tasks import RetrievalTask, beir_task, qa_task
 
 HERE = Path(__file__).resolve().parent
 METRICS = ("ndcg@10", "recall@100")

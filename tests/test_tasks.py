@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from keff.cli.demo_cmd import sample_corpus_dir
-from keff.data import load_beir, load_qa
+from keff.data import load_beir, load_qa, sample_groups
 from keff.encoders.hash_encoder import HashEncoder
 from keff.errors import DataError
 from keff.eval import QA_METRICS
-from keff.tasks import beir_task, evaluate_encoder, qa_task, sample_groups
+from keff.tasks import beir_task, evaluate_encoder, qa_task
 
 
 def test_beir_task_uses_split_queries_and_full_corpus():

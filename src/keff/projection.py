@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 
 from keff.arrays import l2_normalize
-from keff.data import QALayout, grouped_kfold, load_qa, qa_retrieval_task
+from keff.data import QALayout, grouped_kfold, load_qa, qa_retrieval_task, sample_groups
 from keff.encoders import get_encoder
 from keff.errors import KeffError
 from keff.eval import QA_METRICS, evaluate_retrieval
 from keff.eval.significance import paired_bootstrap_ci, randomization_test
 from keff.maps import Map, ResidualMLP, make_map, map_params
-from keff.tasks import sample_groups
 
 #: Projection methods: name -> (map kind in :data:`keff.maps.MAPS`, its parameters); ``None`` is
 #: the untouched encoder. These are the configurations compared, not a second list of map kinds.

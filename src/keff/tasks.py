@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from keff.data import BeirDataset, QAPairs, qa_retrieval_task
+from keff.data import BeirDataset, QAPairs, qa_retrieval_task, sample_groups
 from keff.encoders.base import Encoder
-from keff.errors import DataError
 from keff.eval import DEFAULT_METRICS, QA_METRICS, Result, evaluate_retrieval, run_metadata
 
 
@@ -63,23 +62,6 @@ def beir_task(dataset: BeirDataset, split: str = "test") -> RetrievalTask:
         qrels=dataset.qrels[split],
         data_hashes=dict(dataset.file_hashes),
     )
-
-
-def sample_groups(groups: np.ndarray, n_groups: int, *, seed: int = 0) -> np.ndarray:
-    """Sorted row indices of ``n_groups`` whole groups drawn at random with ``seed``.
-
-    Parameters
-    ----------
-    groups : ndarray of int, shape (n,)
-        Group id per row.
-    n_groups : int
-        How many distinct groups to keep; must not exceed the number of groups.
-    """
-    unique = np.unique(groups)
-    if not 0 < n_groups <= unique.size:
-        raise DataError(f"cannot sample {n_groups} groups from {unique.size}")
-    chosen = np.random.default_rng(seed).choice(unique, size=n_groups, replace=False)
-    return np.flatnonzero(np.isin(groups, chosen))
 
 
 def qa_task(

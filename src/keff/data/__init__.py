@@ -13,7 +13,7 @@ from keff.data.qa_layout import PRESETS as QA_PRESETS
 from keff.data.qa_layout import QALayout, parse_qa_layout
 from keff.data.qa_task import QARetrievalTask, qa_retrieval_task
 from keff.data.sequences import Article, load_wikitext
-from keff.data.splits import Split, grouped_kfold, grouped_split
+from keff.data.splits import Split, grouped_kfold, grouped_split, sample_groups
 
 __all__ = [
     "BEIR_BASE_URL",
@@ -34,5 +34,6 @@ __all__ = [
     "load_wikitext",
     "parse_qa_layout",
     "qa_retrieval_task",
+    "sample_groups",
     "split_parity",
 ]

@@ -25,7 +25,7 @@ from keff.data.beir import load_beir
 from keff.data.leakage import repeats
 from keff.data.qa import QAPairs, load_qa
 from keff.data.qa_task import qa_retrieval_task
-from keff.data.splits import grouped_split
+from keff.data.splits import grouped_split, sample_groups
 
 DOMAINS = ("scifact", "medquad", "skills")
 
@@ -161,7 +161,6 @@ def build_mixed_domain(
     seed : int
         Seed of every draw and split.
     """
-    from keff.tasks import sample_groups
 
     data = Path(data)
     mixed = MixedDomain([], [], [], QuerySet(), QuerySet(), {}, {}, {})

@@ -149,3 +149,20 @@ def grouped_kfold(groups: int | np.ndarray, k: int, *, seed: int = 0) -> list[tu
         train = np.flatnonzero(fold_of_group[labels] != fold).astype(np.int64)
         folds.append((train, test))
     return folds
+
+
+def sample_groups(groups: np.ndarray, n_groups: int, *, seed: int = 0) -> np.ndarray:
+    """Sorted row indices of ``n_groups`` whole groups drawn at random with ``seed``.
+
+    Parameters
+    ----------
+    groups : ndarray of int, shape (n,)
+        Group id per row.
+    n_groups : int
+        How many distinct groups to keep; must not exceed the number of groups.
+    """
+    unique = np.unique(groups)
+    if not 0 < n_groups <= unique.size:
+        raise DataError(f"cannot sample {n_groups} groups from {unique.size}")
+    chosen = np.random.default_rng(seed).choice(unique, size=n_groups, replace=False)
+    return np.flatnonzero(np.isin(groups, chosen))
