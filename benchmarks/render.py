@@ -26,10 +26,15 @@ ROOT = HERE.parent
 MEDQUAD_KEY_FIX_UTC = "2026-12-01T10:41:34+00:00"
 
 
+def medquad_is_stale(res: dict) -> bool:
+    """Whether a result was measured before MedQuAD's (source, doc) key fix."""
+    return res.get("meta", {}).get("timestamp_utc", "") < MEDQUAD_KEY_FIX_UTC
+
+
 def medquad_notice(res: dict, command: str) -> list[str]:
     """A warning above a section whose MedQuAD rows predate the (source, doc) key fix."""
     measured = res.get("meta", {}).get("timestamp_utc", "")
-    if measured >= MEDQUAD_KEY_FIX_UTC:
+    if not medquad_is_stale(res):
         return []
     return [
         f"> **Stale MedQuAD rows** (measured {measured or 'at an unknown time'}): they judge and group MedQuAD "
@@ -122,7 +127,7 @@ def render_baselines(res: dict) -> str:
             "",
             "Queries are every question; the pool is every distinct answer; an answer is relevant "
             "when it belongs to the question's group (skills: same `cluster_id` or `original_answer`; "
-            "MedQuAD: same `doc`).",
+            f"MedQuAD: same {'`doc`' if medquad_is_stale(res) else '(`source`, `doc`)'}).",
             "",
         ]
         if sel[0].get("sample"):
