@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from keff.data import load_beir, load_qa, parse_qa_layout
+from keff.data._io import read_lines
 from keff.data.qa_layout import QALayout
 from keff.errors import DataError, KeffError
 from keff.maps import Map, make_map
@@ -45,9 +47,6 @@ def read_anchor_texts(
     at_most : bool
         With fewer than ``n`` texts, take them all instead of failing.
     """
-    from keff.data import load_beir, load_qa, parse_qa_layout
-    from keff.data._io import read_lines
-
     path = Path(source)
     if path.is_dir():
         texts, what = list(load_beir(path).doc_texts), f"BEIR corpus {path.name}"

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from keff.arrays import l2_normalize
+from keff.encoders.fingerprint import fingerprint_of
 from keff.errors import KeffError, ModelNotAvailable
 from keff.progress import progress_bar
 
@@ -265,8 +266,6 @@ class BaseEncoder(ABC):
     @cached_property
     def fingerprint(self) -> str:
         """Hex sha256 of everything that determines the vectors (see :mod:`.fingerprint`)."""
-        from keff.encoders.fingerprint import fingerprint_of
-
         fields = {
             **self._identity(),
             "normalize": self.normalize,

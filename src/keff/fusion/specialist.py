@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from keff.arrays import l2_normalize
+from keff.encoders.registry import encoder_for_artifact
 from keff.errors import FormatError, KeffError
 from keff.estimator import ArraySpec, check_arrays, split_prefixes
 from keff.maps.base import Map, make_map, map_from_description
@@ -88,8 +89,6 @@ class Specialist:
         FingerprintMismatch
             The encoder is not the one the specialist was fitted on.
         """
-        from keff.encoders.registry import encoder_for_artifact
-
         return encoder_for_artifact(
             self.encoder, self.fingerprint, what=f"specialist {shown(self.name)}", explicit=explicit
         )

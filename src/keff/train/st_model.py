@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from keff.archive import swap_into_place
+from keff.encoders import SentenceTransformerEncoder, get_encoder
+from keff.encoders.sentence_transformers_backend import quiet_model_load
 from keff.errors import KeffError, ModelNotAvailable, require
 
 #: Marker file that makes a folder a keff fine-tuning output (and so safe to replace).
@@ -54,8 +56,6 @@ def resolve_base_model(base: str | Path) -> Path:
         ``base`` is unknown, not installed, or not a sentence-transformers model (e.g. an ONNX
         encoder), with the message of the registry.
     """
-    from keff.encoders import SentenceTransformerEncoder, get_encoder
-
     encoder = get_encoder(str(base), cache=False)
     if not isinstance(encoder, SentenceTransformerEncoder):
         raise ModelNotAvailable(
@@ -69,8 +69,6 @@ def load_model(folder: Path) -> Any:
     """Load a sentence-transformers folder on CPU as a ``SentenceTransformer``."""
     st = require("sentence_transformers", "st")
     require("torch", "st")
-    from keff.encoders.sentence_transformers_backend import quiet_model_load
-
     try:
         with quiet_model_load():
             return st.SentenceTransformer(str(folder), device="cpu")
