@@ -90,6 +90,41 @@ def resolve_base(base: Any, choices: tuple[str, ...], source_dim: int, target_di
     return base
 
 
+#: One chain of matrix products: the shapes of ``M1, M2, ...`` in ``x @ M1 @ M2 @ ...``.
+ProductChain = tuple[tuple[int, int], ...]
+#: A map's cost floor: rows (n, source_dim) -> (n, target_dim) by plain float32 matrix products.
+Floor = Callable[[np.ndarray], np.ndarray]
+
+
+def product_floor(rng: np.random.Generator, *chains: ProductChain) -> Floor:
+    """``x -> sum over chains of x @ M1 @ M2 @ ...``, with random float32 matrices of the shapes given.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws the matrices (their values are irrelevant: only their shapes cost time).
+    *chains : tuple of (int, int) shapes
+        At least one chain; every chain must start at the input width and end at the same width.
+    """
+    if not chains or not all(chains):
+        raise KeffError("a product floor needs at least one non-empty chain of matrix shapes")
+    matrices = [[rng.standard_normal(shape).astype(np.float32) for shape in chain] for chain in chains]
+
+    def floor(x: np.ndarray) -> np.ndarray:
+        total = None
+        for chain in matrices:
+            out = x
+            for M in chain:
+                out = out @ M
+            if total is None:
+                total = out
+            else:
+                total += out
+        return total
+
+    return floor
+
+
 def check_pair(X: Any, Y: Any, *, min_rows: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Validate paired training rows: both 2-D and finite, the same number of rows."""
     X, Y = as_matrix(X, "X"), as_matrix(Y, "Y")
@@ -138,6 +173,29 @@ class Map(Estimator):
 
     def fit_transform(self, X: Any, Y: Any) -> np.ndarray:
         return self.fit(X, Y).transform(X)
+
+    def matmul_floor(self, rng: np.random.Generator) -> Floor:
+        """The map's cost floor: plain float32 matrix products of the shapes its own arithmetic uses.
+
+        Timing :meth:`transform` against this function separates the map's unavoidable matrix
+        products from its overhead (biases, non-linearities, routing, input checks). The
+        matrices are random (their values cost nothing); biases and element-wise steps are left
+        out.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            Draws the random matrices.
+
+        Returns
+        -------
+        callable
+            ``floor(x)`` for float32 ``x`` (n, source_dim_) returns float32 (n, target_dim_). The
+            default is one ``x @ W`` with ``W`` (source_dim_, target_dim_); maps whose arithmetic
+            differs override it.
+        """
+        self._check_fitted()
+        return product_floor(rng, ((self.source_dim_, self.target_dim_),))
 
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

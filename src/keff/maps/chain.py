@@ -14,7 +14,7 @@ import numpy as np
 
 from keff.errors import FormatError, KeffError
 from keff.estimator import split_prefixes
-from keff.maps.base import Map, map_from_description, register_map
+from keff.maps.base import Floor, Map, map_from_description, register_map
 from keff.sef import shown
 
 #: Most maps one chain holds, counting the maps inside nested chains.
@@ -109,6 +109,18 @@ class MapChain(Map):
         for part in self.maps:
             X = part.transform(X)
         return X
+
+    def matmul_floor(self, rng: np.random.Generator) -> Floor:
+        """The parts' floors applied in order, as :meth:`transform` applies the parts (see
+        :meth:`Map.matmul_floor`)."""
+        floors = [part.matmul_floor(rng) for part in self.maps]
+
+        def floor(x: np.ndarray) -> np.ndarray:
+            for part_floor in floors:
+                x = part_floor(x)
+            return x
+
+        return floor
 
     def describe(self) -> dict[str, Any]:
         return {

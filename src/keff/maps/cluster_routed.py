@@ -16,7 +16,7 @@ import numpy as np
 from keff.arrays import as_matrix, l2_normalize
 from keff.errors import FormatError, KeffError
 from keff.estimator import ArraySpec, ScalarSpec, is_finite_number
-from keff.maps.base import Map, register_map
+from keff.maps.base import Floor, Map, product_floor, register_map
 from keff.maps.kmeans import resolve_n_clusters, spherical_kmeans
 from keff.maps.procrustes import check_flag
 from keff.maps.routing import (
@@ -289,6 +289,23 @@ class ClusterRouted(Map):
             sel = rows[lo:hi]  # a query picks a cluster at most once: no repeated rows here
             out[sel] += w[lo:hi] * ((X[sel] @ self.U_[c]) @ delta[c] + offset[c])
         return out
+
+    def matmul_floor(self, rng: np.random.Generator) -> Floor:
+        """The products of :meth:`transform` (see :meth:`Map.matmul_floor`): the routing scores
+        ``x @ centroids.T`` (or ``x @ questions.T`` with question routing), then for each of the
+        ``min(top_k, K)`` clusters a row is routed to, ``(x @ U) @ D`` with ``U`` (d, r) and
+        ``D`` (r, d)."""
+        self._check_fitted()
+        d, r = self.source_dim_, self.U_.shape[2]
+        keys = self.questions_ if self.routing == "question" else self.centroids_
+        route = rng.standard_normal(keys.shape[::-1]).astype(np.float32)
+        clusters = product_floor(rng, *[((d, r), (r, d))] * min(int(self.top_k), self.centroids_.shape[0]))
+
+        def floor(x: np.ndarray) -> np.ndarray:
+            _ = x @ route  # the routing scores: computed for their cost only
+            return clusters(x)
+
+        return floor
 
     def _factors(self) -> tuple[np.ndarray, np.ndarray]:
         """Cached ``D_k = (R_k - I) U_k^T`` (K, r, d) and ``o_k = t_k - (mu_q_k U_k) D_k`` (K, d)."""

@@ -16,7 +16,7 @@ import numpy as np
 from keff.errors import KeffError
 from keff.estimator import NON_NEGATIVE, ArraySpec
 from keff.maps.affine import DEFAULT_ALPHAS, check_alpha, fit_ridge
-from keff.maps.base import Map, register_map, resolve_base
+from keff.maps.base import Floor, Map, product_floor, register_map, resolve_base
 from keff.maps.procrustes import Procrustes
 from keff.sef import shown
 
@@ -121,6 +121,15 @@ class LowRankAffine(Map):
         elif self.base_ == "procrustes":
             out += X @ self.B_
         return out
+
+    def matmul_floor(self, rng: np.random.Generator) -> Floor:
+        """``(x @ A) @ C``, plus ``x @ B`` with the Procrustes base: the products of
+        :meth:`transform` (see :meth:`Map.matmul_floor`)."""
+        self._check_fitted()
+        chains = [(self.A_.shape, self.C_.shape)]
+        if self.base_ == "procrustes":
+            chains.append((self.B_.shape,))
+        return product_floor(rng, *chains)
 
     def _state_specs(self) -> dict[str, ArraySpec]:
         """``A_``, ``C_``, ``b_``, and ``B_`` with the Procrustes base."""

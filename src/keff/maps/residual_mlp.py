@@ -18,7 +18,7 @@ from scipy.special import erf
 from keff.errors import FormatError, KeffError, NotFittedError, require
 from keff.estimator import COUNT, ArraySpec, ScalarSpec, is_finite_number
 from keff.maps.affine import Affine
-from keff.maps.base import Map, register_map, resolve_base
+from keff.maps.base import Floor, Map, product_floor, register_map, resolve_base
 from keff.sef import shown
 from keff.train.losses import LOSSES
 
@@ -233,6 +233,15 @@ class ResidualMLP(Map):
         out += self.b2_
         out += self.base_transform(X)
         return out
+
+    def matmul_floor(self, rng: np.random.Generator) -> Floor:
+        """``x @ Wb + (x @ W1) @ W2`` with the linear base, ``(x @ W1) @ W2`` with the identity:
+        the products of :meth:`transform` (see :meth:`Map.matmul_floor`)."""
+        self._check_fitted()
+        chains = [(self.W1_.shape, self.W2_.shape)]
+        if self.base_ == "linear":
+            chains.insert(0, (self.base_W_.shape,))
+        return product_floor(rng, *chains)
 
     def fit_report(self) -> dict[str, Any]:
         """Training summary: base, split sizes, best epoch and loss, early stop, per-epoch history."""

@@ -1,0 +1,95 @@
+"""The upgrade study's configuration: model pairs, corpora, maps, anchor counts, seeds, timing."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from keff.errors import KeffError
+
+#: (old, new) encoder pairs measured by default.
+DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (("minilm", "mpnet"), ("mpnet", "minilm"), ("minilm-l3-onnx", "minilm"))
+#: The map kinds the study reports, and the settings it reports each with (rank and seed come
+#: from the configuration, for the kinds that take them).
+MAP_SETTINGS: dict[str, dict[str, Any]] = {
+    "procrustes": {"center": True, "scale": True},
+    "affine": {},
+    "lowrank": {"base": "none"},
+    "mlp": {"hidden": 512},
+}
+#: Seeds and anchor counts of a ``quick`` (smoke) run.
+QUICK_SEEDS, QUICK_ANCHORS = (0,), (100, 1000)
+
+
+@dataclass(frozen=True)
+class UpgradeConfig:
+    """What the upgrade study measures.
+
+    Attributes
+    ----------
+    pairs : tuple of (str, str)
+        (old, new) encoder names.
+    corpora : tuple of str
+        ``"medquad"`` is a seeded sample of MedQuAD (``qa/medquad.jsonl`` of the data folder)
+        with anchors drawn from the answers of other groups; any other name is the test split
+        of the BEIR folder ``beir/<name>``, with anchors drawn from its corpus.
+    maps : tuple of str
+        Map kinds, each a key of :data:`MAP_SETTINGS`.
+    anchors : tuple of int
+        Anchor counts (a count larger than a corpus's anchor pool is skipped, with a message).
+    seeds : tuple of int
+        Seeds of the anchor draws (and of the maps that take a seed); results are averaged.
+    rank : int
+        Rank of the low-rank map.
+    medquad_groups, medquad_anchor_pool : int
+        MedQuAD: groups sampled for evaluation, and answers of other groups drawn as the pool.
+    latency_corpus : str or None
+        The corpus whose vectors time the maps (None: no timing); timed only when it is one of
+        ``corpora``.
+    latency_anchors : int
+        The anchor count (one of ``anchors``) whose first-seed maps are timed.
+    latency_batch, latency_repeats : int
+        Rows per timed batch call, and timed calls per function.
+    quick : bool
+        A smoke run: seeds and anchors are replaced by :data:`QUICK_SEEDS` and
+        :data:`QUICK_ANCHORS` (see :meth:`resolved`).
+    """
+
+    pairs: tuple[tuple[str, str], ...] = DEFAULT_PAIRS
+    corpora: tuple[str, ...] = ("scifact", "medquad")
+    maps: tuple[str, ...] = ("procrustes", "affine", "lowrank", "mlp")
+    anchors: tuple[int, ...] = (100, 300, 1000, 3000)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    rank: int = 128
+    medquad_groups: int = 300
+    medquad_anchor_pool: int = 3000
+    latency_corpus: str | None = "scifact"
+    latency_anchors: int = 1000
+    latency_batch: int = 1024
+    latency_repeats: int = 31
+    quick: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.pairs or not all(len(pair) == 2 for pair in self.pairs):
+            raise KeffError(f"pairs must be (old, new) encoder names; got {self.pairs!r}")
+        unknown = sorted(set(self.maps) - set(MAP_SETTINGS))
+        if not self.maps or unknown:
+            raise KeffError(f"maps must be among {', '.join(MAP_SETTINGS)}; got {list(self.maps)}")
+        if not self.corpora or not self.seeds or not self.anchors or min(self.anchors) < 2:
+            raise KeffError("corpora, seeds and anchors must be non-empty, with at least 2 anchors")
+
+    def resolved(self) -> UpgradeConfig:
+        """The configuration a run uses: a quick run's seeds and anchors replaced."""
+        return replace(self, seeds=QUICK_SEEDS, anchors=QUICK_ANCHORS) if self.quick else self
+
+    def times_latency(self) -> bool:
+        """Whether a run times the maps (the latency corpus is one of the corpora)."""
+        return self.latency_corpus is not None and self.latency_corpus in self.corpora
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: tuples (the pairs too) as lists."""
+        return {k: _listed(v) for k, v in asdict(self).items()}
+
+
+def _listed(value: Any) -> Any:
+    return [_listed(v) for v in value] if isinstance(value, tuple) else value

@@ -1,0 +1,175 @@
+"""The upgrade study end to end on a tiny real-format data folder (hash encoder, seconds)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keff.cli.demo_cmd import sample_corpus_dir
+from keff.errors import KeffError
+from keff.studies.upgrade import UpgradeConfig, experiment, run
+
+ROOT = Path(__file__).resolve().parents[2]
+WORDS = "fever cough rash pain joint liver kidney heart lung blood sugar bone skin nerve eye ear".split()
+TINY = UpgradeConfig(
+    pairs=(("hash", "hash"),),
+    corpora=("sample", "medquad"),
+    anchors=(12, 100),  # 100 is more than either pool holds: skipped
+    seeds=(0,),
+    rank=8,
+    medquad_groups=8,
+    medquad_anchor_pool=30,
+    latency_corpus="sample",
+    latency_anchors=12,
+    latency_batch=32,
+    latency_repeats=2,
+)
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def scrambled(text: str) -> str:
+    return " ".join(reversed(text.split())) + " scrambled words only"
+
+
+def write_medquad(path: Path, *, scramble: bool) -> None:
+    """50 MedQuAD-like documents (source, doc), each with two questions and their answers."""
+    rng = np.random.default_rng(7)
+    lines = []
+    for g in range(50):
+        topic = " ".join(rng.choice(WORDS, size=4))
+        for j in range(2):
+            question = f"what treats {topic} case {j}"
+            lines.append(
+                {
+                    "id": f"{g}-{j}",
+                    "question": scrambled(question) if scramble else question,
+                    "answer": f"{topic} is treated with {' '.join(rng.choice(WORDS, size=6))} ({g}.{j})",
+                    "source": "S",
+                    "doc": f"{g:04d}",
+                    "focus": topic,
+                }
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+
+
+def write_data(root: Path, *, scramble: bool = False) -> Path:
+    """A data folder: the shipped sample as ``beir/sample`` and a MedQuAD-like ``qa/medquad.jsonl``;
+    with ``scramble`` every evaluation query text is replaced."""
+    beir = shutil.copytree(sample_corpus_dir(), root / "beir" / "sample")
+    if scramble:
+        queries = [json.loads(line) for line in (beir / "queries.jsonl").read_text().splitlines()]
+        lines = [json.dumps({**q, "text": scrambled(q["text"])}) + "\n" for q in queries]
+        (beir / "queries.jsonl").write_text("".join(lines))
+    write_medquad(root / "qa" / "medquad.jsonl", scramble=scramble)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KEFF_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def run_recording_fits(data: Path) -> tuple[dict, list[tuple[str, dict]]]:
+    """The study's results on ``data``, and every map it fitted, in order: (kind, fitted state)."""
+    fits, fit = [], experiment.fit_map
+
+    def recording_fit(kind, params, X, Y):
+        m = fit(kind, params, X, Y)
+        fits.append((kind, m.get_state()))
+        return m
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(experiment, "fit_map", recording_fit)
+        return run(TINY, data=data), fits
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """One run of the tiny configuration (shared: the study takes seconds, not milliseconds)."""
+    root = tmp_path_factory.mktemp("upgrade")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KEFF_CACHE_DIR", str(root / "cache"))
+        return run_recording_fits(write_data(root / "data"))
+
+
+def test_results_have_what_render_reads(tiny):
+    results, _ = tiny
+    assert {"benchmark", "meta", "config", "notes", "baselines", "summary", "comparisons", "latency", "rows"} <= set(
+        results
+    )
+    assert set(results["notes"]) == {"sample", "medquad"}
+    assert results["notes"]["sample"].startswith("sample test: 24 queries")
+    assert len(results["baselines"]) == 2 and len(results["latency"]) == 2 * len(TINY.maps)
+    for lat in results["latency"]:
+        for part in ("own_shapes", "dense"):
+            keys = ("batch_map_us", "batch_plain_us", "single_map_p50_us", "single_plain_p50_us")
+            assert set(lat[part]) == {*keys, "batch_ratio", "single_ratio"}
+    summary = {(s["corpus"], s["condition"], s["map"], s["n_anchors"]) for s in results["summary"]}
+    assert summary == {(c, cond, m, 12) for c in TINY.corpora for cond in "cde" for m in TINY.maps}
+    json.dumps(results)  # JSON-ready
+    text = load_script("render").render_upgrade({**results, "plot": "upgrade.png"})
+    assert "### sample: hash -> hash" in text and "Added query latency" in text
+
+
+def test_maps_are_fitted_on_anchors_only(tiny, tmp_path):
+    first, maps_first = tiny
+    second, maps_second = run_recording_fits(write_data(tmp_path / "scrambled", scramble=True))
+    assert [b["ndcg_a"] for b in first["baselines"]] != [b["ndcg_a"] for b in second["baselines"]]  # queries changed
+    assert len(maps_second) == len(maps_first) == len(TINY.corpora) * len(TINY.maps) * 2
+    for (kind, state), (kind_again, state_again) in zip(maps_first, maps_second):
+        assert kind == kind_again and state.keys() == state_again.keys()
+        for name in state:
+            np.testing.assert_array_equal(state[name], state_again[name], err_msg=f"{kind} {name}")
+
+
+def test_quick_resolves_seeds_and_anchors():
+    quick = UpgradeConfig(quick=True).resolved()
+    assert quick.seeds == (0,) and quick.anchors == (100, 1000)
+    assert UpgradeConfig().resolved() == UpgradeConfig()
+
+
+def test_config_refuses_an_unknown_map_and_unmeasurable_latency(tmp_path):
+    with pytest.raises(KeffError, match="maps must be among"):
+        UpgradeConfig(maps=("procrustes", "chain"))
+    with pytest.raises(KeffError, match="latency_anchors 1000 must be one of the anchors"):
+        run(UpgradeConfig(anchors=(10,), corpora=("sample",), latency_corpus="sample"), data=tmp_path)
+
+
+def test_driver_defaults_are_the_config_defaults():
+    driver = load_script("upgrade")
+    assert driver.config_of(driver.parse_args([])) == UpgradeConfig()
+
+
+def test_driver_writes_results_and_figure_then_remeasures_latency(tmp_path):
+    driver = load_script("upgrade")
+    data, out = write_data(tmp_path / "data"), tmp_path / "out" / "u.json"
+    args = ["--data", str(data), "--pairs", "hash:hash", "--corpora", "sample", "--maps", "procrustes,lowrank"]
+    args += ["--anchors", "10,30", "--seeds", "0", "--rank", "4", "--latency-corpus", "sample"]
+    args += ["--latency-anchors", "10", "--latency-batch", "16", "--latency-repeats", "2", "--out", str(out)]
+    assert driver.main(args) == 0
+    written = json.loads(out.read_text())
+    assert written["plot"] == "u.png" and (out.parent / "u.png").stat().st_size > 0
+    assert driver.main([*args, "--latency-only"]) == 0
+    again = json.loads(out.read_text())
+    assert "latency_meta" in again
+    assert {k: v for k, v in again.items() if k not in ("latency", "latency_meta")} == {
+        k: v for k, v in written.items() if k != "latency"
+    }
+
+    def timed(results):
+        return [(x["condition"], x["map"]) for x in results["latency"]]
+
+    expected = [(cond, kind) for cond in ("c", "d") for kind in ("lowrank", "procrustes")]
+    assert timed(again) == timed(written) == expected
