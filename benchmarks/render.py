@@ -293,8 +293,8 @@ def render_fusion(res: dict) -> str:
     out = [
         "## Fusion of specialists on a mixed-domain corpus",
         "",
-        *medquad_notice(res, "keff fuse bench"),
-        "Produced by `keff fuse bench` "
+        *medquad_notice(res, "python benchmarks/fusion.py"),
+        "Produced by `python benchmarks/fusion.py` "
         f"(seed {meta['seed']}, {meta.get('timestamp_utc', '')}). One corpus: "
         + ", ".join(f"{n} {d} documents" for d, n in data["docs"].items())
         + "; test queries: "

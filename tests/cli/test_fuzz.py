@@ -141,8 +141,6 @@ def _cases(files: dict[str, Path], tmp: Path, good_map: Path, good_result: Path,
           "out": (lambda: out("demo"), [under_a_file, str(files["texts.txt"])])}),
         (["search", "-s", "{sef}", "--data", sample, "-k", "{k}", "--strategy", "{st}", "-q", "x"],
          {"sef": (str(files["not_a_sef.sef"]), bad_sefs), "k": ("3", bad_ints), "st": ("kalman", ["best", ""])}),
-        (["fuse", "bench", "--data", "{data}", "--medquad-groups", "{n}", "--out", "{out}"],
-         {"data": (missing, bad_paths), "n": ("3", bad_ints), "out": (lambda: out("f.json"), bad_outs)}),
         (["{verb}"], {"verb": ("eval", ["evaluate", "--nope", "align fit"])}),
     ]  # fmt: skip
     while True:

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from keff.cli import align_cmd, cache_cmd, data_cmd, demo_cmd, eval_cmd, fuse_cmd, models_cmd, project_cmd
+from keff.cli import align_cmd, cache_cmd, data_cmd, demo_cmd, eval_cmd, models_cmd, project_cmd, search_cmd
 from keff.errors import KeffError
 
 app = typer.Typer(
@@ -48,9 +48,8 @@ app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(align_cmd.app, name="align")
-app.add_typer(fuse_cmd.app, name="fuse")
 app.add_typer(project_cmd.app, name="project")
-app.command("search")(fuse_cmd.search_command)
+app.command("search")(search_cmd.search_command)
 
 #: Exit code of a failure on bad input (as click's usage errors).
 EXIT_BAD_INPUT = 2

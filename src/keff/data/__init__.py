@@ -5,6 +5,7 @@ Every loader validates its input and raises :class:`~keff.errors.DataError` nami
 the 1-based line and the id at fault.
 """
 
+from keff.data._groups import key_components
 from keff.data.beir import BeirDataset, load_beir
 from keff.data.fetch import BEIR_BASE_URL, fetch_beir
 from keff.data.leakage import LeakReport, leak_check, split_parity
@@ -28,6 +29,7 @@ __all__ = [
     "fetch_beir",
     "grouped_kfold",
     "grouped_split",
+    "key_components",
     "leak_check",
     "load_beir",
     "load_qa",

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from keff.encoders.hash_encoder import HashEncoder
-from keff.fusion.gate import LearnedGate
-from keff.fusion.judge import Judge
-from keff.fusion.specialist import Specialist
-from keff.fusion.strategies import (
+from keff.fusion import LearnedGate, Specialist, kalman_fuse, mean_fuse, precision_weights, stack, weighted_scores
+from keff.studies.fusion.judge import Judge
+from keff.studies.fusion.strategies import (
     Member,
     fused_index_strategies,
     gate_features,
@@ -117,3 +116,21 @@ def test_nothing_tuned_sees_test_queries(world):
     for key in ("P:convex (tuned)", "P:rrf (tuned k)"):
         assert info_a[key] == info_b[key]
     assert info_a["P:skip-kalman"]["threshold"] == info_b["P:skip-kalman"]["threshold"]
+
+
+def test_rows_named_by_registry_method_equal_the_kernels(world):
+    """The rows that go through keff.fusion's registries are exactly the kernels they name."""
+    members, judges = world
+    gate = LearnedGate().fit(gate_features(members, "val"), utilities(members, judges["val"]))
+    St = np.stack([m.score("test") for m in members])
+    var = np.stack([m.variances["centroid"]["test"] for m in members])
+    per_index = per_index_strategies(members, ["centroid"], gate, judges["val"], router=0)
+    assert np.array_equal(per_index["P:kalman-centroid"][0], weighted_scores(St, precision_weights(var)))
+    chosen = np.argmin(var, axis=0)
+    assert np.array_equal(per_index["P:route-centroid"][0], St[chosen, np.arange(St.shape[1])])
+    assert per_index["P:route-centroid"][1]["chosen"] == np.bincount(chosen, minlength=len(members)).tolist()
+    Zt, docs = stack([m.frame["test"] for m in members]), stack([m.frame["docs"] for m in members])
+    doc_var = np.stack([m.variances["centroid"]["docs"] for m in members])
+    fused = fused_index_strategies(members, ["centroid"], gate)
+    assert np.array_equal(fused["F:mean"][0], mean_fuse(Zt) @ mean_fuse(docs).T)
+    assert np.array_equal(fused["F:kalman-centroid"][0], kalman_fuse(Zt, var) @ kalman_fuse(docs, doc_var).T)

@@ -1,4 +1,4 @@
-"""Every fusion strategy of the mixed-domain benchmark, as dense test score matrices.
+"""Every fusion strategy of the fusion study, as dense test score matrices.
 
 Two ways to represent documents (both built once, never per query):
 
@@ -11,6 +11,15 @@ Two ways to represent documents (both built once, never per query):
 
 Everything that is tuned or learned (calibration, gates, convex weights, RRF k, skip
 thresholds) sees validation queries only; the test matrices are produced once at the end.
+
+Each row is one of keff's fusion methods by name: query and document vectors are fused with
+:func:`keff.fusion.fuse` (``mean``, ``kalman``, ``weighted``), per-query specialist weights come
+from :func:`keff.fusion.fusion_weights` (``kalman``, ``route``) and score matrices are combined
+with :func:`keff.fusion.score_fuse` (``weighted``, ``convex``). Three rows are not registry
+methods: ``P:uniform (concat)`` is the plain mean of the cosines (the ``mean`` weighting gives the
+same up to float rounding), the RRF rows fuse each specialist's top-100
+(:func:`keff.fusion.rrf_scores`; the registry's ``rrf`` ranks every document) and the oracle
+picks with test labels.
 """
 
 from __future__ import annotations
@@ -20,15 +29,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from keff.fusion.gate import LearnedGate
-from keff.fusion.judge import Judge
-from keff.fusion.routing import compute_saved, select_specialists, tune_threshold
-from keff.fusion.score import convex_scores, rrf_scores, tune_convex_weights, tune_rrf_k
-from keff.fusion.specialist import Specialist
-from keff.fusion.vector import kalman_fuse, mean_fuse, precision_weights, stack, weighted_fuse, weighted_scores
+from keff.fusion import (
+    LearnedGate,
+    Specialist,
+    compute_saved,
+    fuse,
+    fusion_weights,
+    rrf_scores,
+    score_fuse,
+    select_specialists,
+    stack,
+    tune_convex_weights,
+    tune_rrf_k,
+    tune_threshold,
+)
 from keff.index.numpy_backend import topk_rows
-
-SPLITS = ("val", "test")
+from keff.studies.fusion.judge import Judge
 
 
 @dataclass
@@ -44,6 +60,7 @@ class Member:
     residual: np.ndarray | None = None  # (d_frame,) per-dimension variance about the ensemble on anchors
 
     def score(self, split: str) -> np.ndarray:
+        """(n, N) cosines of the split's queries to every document in the specialist's own space (cached)."""
         if split not in self.scores:
             self.scores[split] = self.own[split] @ self.own["docs"].T
         return self.scores[split]
@@ -83,23 +100,35 @@ def utilities(members: list[Member], judge_val: Judge) -> np.ndarray:
 
 def fused_index_strategies(members: list[Member], estimators: list[str], gate: LearnedGate) -> dict:
     """``F:`` strategies: fused query against a fused document index in the shared frame."""
-    out = {}
     docs = _stack(members, "docs")
-    doc_mean = mean_fuse(docs)
-    doc_kalman = kalman_fuse(docs, _var(members, "centroid", "docs"))
+    doc_mean = fuse(docs, method="mean")
+    doc_kalman = fuse(docs, _var(members, "centroid", "docs"), method="kalman")
     Zt = _stack(members, "test")
-    out["F:mean"] = (mean_fuse(Zt) @ doc_mean.T, {"docs": "mean of aligned document vectors"})
+    out = {"F:mean": (fused_mean(members), {"docs": "mean of aligned document vectors"})}
     for est in estimators:
-        q = kalman_fuse(Zt, _var(members, est, "test"))
+        q = fuse(Zt, _var(members, est, "test"), method="kalman")
         out[f"F:kalman-{est}"] = (q @ doc_kalman.T, {"docs": "documents Kalman-fused with their own centroid sigma^2"})
     if all(m.residual is not None for m in members):
         r = np.stack([m.residual for m in members])[:, None, :]  # (S, 1, d)
-        q = kalman_fuse(Zt, _var(members, "calibrated", "test")[:, :, None] * r)
-        d = kalman_fuse(docs, _var(members, "centroid", "docs")[:, :, None] * r)
+        q = fuse(Zt, _var(members, "calibrated", "test")[:, :, None] * r, method="kalman")
+        d = fuse(docs, _var(members, "centroid", "docs")[:, :, None] * r, method="kalman")
         out["F:kalman-per-dim"] = (q @ d.T, {"var": "calibrated sigma^2 x per-dimension anchor residual"})
     w = gate.weights(gate_features(members, "test")).T
-    out["F:gate"] = (weighted_fuse(Zt, w) @ doc_mean.T, {"docs": "mean of aligned document vectors"})
+    out["F:gate"] = (fuse(Zt, method="weighted", weights=w) @ doc_mean.T, {"docs": "mean of aligned document vectors"})
     return out
+
+
+def fused_mean(members: list[Member]) -> np.ndarray:
+    """Test scores of the mean-fused query against the mean-fused document index (frame vectors)."""
+    q = fuse(_stack(members, "test"), method="mean")
+    return q @ fuse(_stack(members, "docs"), method="mean").T
+
+
+def fused_kalman(members: list[Member]) -> np.ndarray:
+    """Test scores of the query Kalman-fused with calibrated sigma^2 against documents Kalman-fused
+    with their centroid sigma^2 (frame vectors)."""
+    q = fuse(_stack(members, "test"), _var(members, "calibrated", "test"), method="kalman")
+    return q @ fuse(_stack(members, "docs"), _var(members, "centroid", "docs"), method="kalman").T
 
 
 def per_index_strategies(
@@ -117,19 +146,17 @@ def per_index_strategies(
     out["P:uniform (concat)"] = (St.mean(axis=0), {"weights": "1/S each (= concatenated unit vectors)"})
     for est in estimators:
         var = _var(members, est, "test")
-        out[f"P:kalman-{est}"] = (weighted_scores(St, precision_weights(var)), {})
+        out[f"P:kalman-{est}"] = (score_fuse(St, weights=fusion_weights(var, "kalman")), {})
         if est == "constant":
             continue  # routing on equal variances would just pick the first specialist
-        chosen = np.argmin(var, axis=0)
-        out[f"P:route-{est}"] = (
-            St[chosen, np.arange(St.shape[1])],
-            {"chosen": np.bincount(chosen, minlength=S).tolist()},
-        )
-    out["P:gate"] = (weighted_scores(St, gate.weights(gate_features(members, "test")).T), {})
+        route = fusion_weights(var, "route")  # one-hot: the lowest sigma^2
+        chosen = np.bincount(np.argmax(route, axis=0), minlength=S).tolist()
+        out[f"P:route-{est}"] = (score_fuse(St, weights=route), {"chosen": chosen})
+    out["P:gate"] = (score_fuse(St, weights=gate.weights(gate_features(members, "test")).T), {})
 
     Sv = _scores(members, "val")
     w, _ = tune_convex_weights(list(Sv), judge_val.objective, step=0.1)
-    out["P:convex (tuned)"] = (convex_scores(list(St), w), {"weights": [round(float(x), 3) for x in w]})
+    out["P:convex (tuned)"] = (score_fuse(St, method="convex", weights=w), {"weights": [round(float(x), 3) for x in w]})
     rank_v = [topk_rows(s, 100)[1] for s in Sv]
     rank_t = [topk_rows(s, 100)[1] for s in St]
     n_docs = St.shape[2]
@@ -150,7 +177,7 @@ def skip_routing(members: list[Member], judge_val: Judge, *, router: int) -> dic
 
     def scored(split: str, mask: np.ndarray) -> np.ndarray:
         precision = mask.T / _var(members, "calibrated", split)  # skipped specialists weigh 0
-        return weighted_scores(_scores(members, split), precision / precision.sum(axis=0, keepdims=True))
+        return score_fuse(_scores(members, split), weights=precision / precision.sum(axis=0, keepdims=True))
 
     objective: Callable[[np.ndarray], float] = lambda mask: judge_val.objective(scored("val", mask))  # noqa: E731
     threshold, _ = tune_threshold(sims("val"), objective, tolerance=0.005)
@@ -170,6 +197,6 @@ def oracle_routing(members: list[Member], judge_test: Judge) -> tuple[np.ndarray
 
 def unaligned_mean(members: list[Member]) -> tuple[np.ndarray, dict]:
     """Averaging specialists' raw vectors without alignment (the failure the design warns of)."""
-    q = mean_fuse(_stack(members, "test", "own"))
-    d = mean_fuse(_stack(members, "docs", "own"))
+    q = fuse(_stack(members, "test", "own"), method="mean")
+    d = fuse(_stack(members, "docs", "own"), method="mean")
     return q @ d.T, {"docs": "mean of unaligned document vectors"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keff.fusion.judge import Judge
+from keff.studies.fusion.judge import Judge
 
 
 def test_fast_path_equals_library_and_domains():

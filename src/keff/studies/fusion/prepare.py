@@ -9,25 +9,40 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from keff.data.mixed import DOMAINS, MixedDomain
+from keff.arrays import l2_normalize
 from keff.encoders import get_encoder
-from keff.fusion.judge import Judge
-from keff.fusion.specialist import fit_specialist
-from keff.fusion.strategies import Member
+from keff.fusion import fit_specialist
 from keff.paths import cache_dir
+from keff.studies.common import log
+from keff.studies.fusion.judge import Judge
+from keff.studies.fusion.mixed import DOMAINS, MixedDomain
+from keff.studies.fusion.strategies import Member
+from keff.train.finetune import finetune_specialist
 from keff.uncertainty import CalibratedVariance, CentroidDistance, KnnDensity
 
+#: The sigma^2 estimators every member carries (see :func:`fit_variances`).
 ESTIMATORS = ("constant", "centroid", "knn", "calibrated")
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How to obtain one specialist: a registry encoder, or minilm fine-tuned on a domain."""
+    """How to obtain one specialist: a registry encoder, or minilm fine-tuned on a domain.
+
+    Attributes
+    ----------
+    name : str
+        The specialist's name in every row and file.
+    encoder : str, optional
+        A registry encoder name (when not fine-tuned).
+    finetune : str, optional
+        The domain whose training pairs minilm is fine-tuned on (cached by content).
+    rotate, seed, max_seconds, epochs
+        Fine-tuning settings (see :func:`keff.train.finetune.finetune_specialist`).
+    """
 
     name: str
     encoder: str | None = None
@@ -38,6 +53,7 @@ class Plan:
     epochs: int = 3
 
 
+#: The study's specialists: four generalists and three domain fine-tunes of minilm.
 SPECIALISTS = (
     Plan("minilm", encoder="minilm"),
     Plan("mpnet", encoder="mpnet"),
@@ -47,23 +63,18 @@ SPECIALISTS = (
     Plan("ft-medquad", finetune="medquad"),
     Plan("ft-skills", finetune="skills"),
 )
-# Two siblings pushed apart: each fine-tuned behind its own random rotation of the output.
+#: The drift experiment's two siblings pushed apart: each fine-tuned behind its own random
+#: rotation of the output.
 DRIFTED = (
     Plan("rot-scifact", finetune="scifact", rotate=True, seed=1, max_seconds=300.0),
     Plan("rot-medquad", finetune="medquad", rotate=True, seed=2, max_seconds=300.0),
 )
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def resolve_encoder(plan: Plan, mixed: MixedDomain) -> tuple[str, dict]:
     """The encoder name or folder of a plan, fine-tuning it first when it is not cached yet."""
     if plan.finetune is None:
         return str(plan.encoder), {}
-    from keff.train.finetune import finetune_specialist
-
     pairs = mixed.train_pairs[plan.finetune]
     spec = {"domain": plan.finetune, "rotate": plan.rotate, "seed": plan.seed, "max_seconds": plan.max_seconds,
             "epochs": plan.epochs,
@@ -107,14 +118,39 @@ def build_members(
     anchors_per_domain: int = 700,
     seed: int = 0,
 ) -> tuple[list[Member], dict]:
-    """Fine-tune (if needed), encode and fit every planned specialist; returns members and
-    per-specialist info (fine-tuning reports, alignment quality)."""
+    """Fine-tune (if needed), encode and fit every planned specialist.
+
+    Parameters
+    ----------
+    plans : tuple of Plan
+        The specialists, in the order of the returned members.
+    mixed : MixedDomain
+        Corpus, queries and training pairs. Maps, centroids and the centroid and kNN estimators
+        are fitted on training texts only; calibration on ``judge_val``'s validation errors;
+        test queries are only encoded and mapped.
+    judge_val : Judge
+        Judgements of ``mixed.val``.
+    reference : str
+        The plan whose space is the shared frame (no map); when no plan has that name, the
+        registry encoder of that name embeds the anchors that define the frame.
+    map_kind : str
+        Map into the frame (a name in :data:`keff.maps.MAPS`).
+    anchors_per_domain : int
+        Training texts per domain the maps are fitted on.
+    seed : int
+        Seed of the text samples and the kNN estimator.
+
+    Returns
+    -------
+    members : list of Member
+    info : dict
+        Per specialist: encoder, fingerprint, fine-tuning report, anchor cosine to the reference.
+    """
     anchors = [t for d in DOMAINS for t in training_texts(mixed, d, anchors_per_domain, seed)]
     domain_texts = {d: training_texts(mixed, d, 1000, seed + 1) for d in DOMAINS}
     generalist = [t for d in DOMAINS for t in _sample(domain_texts[d], 400, seed)]
     encoded, info = {}, {}
-    ref_plan = next(p for p in plans if p.name == reference) if any(p.name == reference for p in plans) else None
-    for plan in ((ref_plan,) if ref_plan else ()) + tuple(p for p in plans if p is not ref_plan):
+    for plan in sorted(plans, key=lambda p: p.name != reference):  # the reference first
         source, report = resolve_encoder(plan, mixed)
         enc = get_encoder(source)
         log(f"encoding the mixed corpus, queries and anchors with {plan.name} (cached vectors are reused)")
@@ -127,10 +163,11 @@ def build_members(
             "domain": enc.encode(texts, kind="doc"),
         })  # fmt: skip
         info[plan.name] = {"encoder": source, "fingerprint": enc.fingerprint, "finetune": report.get("report")}
-    if reference not in encoded:
-        ref_anchors = get_encoder(reference).encode(anchors, kind="doc")
-    else:
+    if reference in encoded:
         ref_anchors = encoded[reference][1]["anchors"]
+    else:
+        ref_anchors = get_encoder(reference).encode(anchors, kind="doc")
+    ref_unit = l2_normalize(ref_anchors, zero_rows="error", name="reference anchor")
 
     members = []
     for plan in plans:
@@ -146,7 +183,7 @@ def build_members(
         fit_variances(m, frame, judge_val, seed=seed)
         members.append(m)
         if not is_ref:
-            cos = np.sum(frame["anchors"] * _unit(ref_anchors), axis=1)
+            cos = np.sum(frame["anchors"] * ref_unit, axis=1)
             info[plan.name]["anchor_cosine_to_reference"] = {
                 "mean": float(cos.mean()),
                 "p10": float(np.percentile(cos, 10)),
@@ -155,10 +192,6 @@ def build_members(
     for m, a in zip(members, anchor_frames):
         m.residual = ((a - anchor_frames.mean(axis=0)) ** 2).mean(axis=0) + 1e-6
     return members, info
-
-
-def _unit(X: np.ndarray) -> np.ndarray:
-    return X / np.linalg.norm(X, axis=1, keepdims=True)
 
 
 def fit_variances(m: Member, frame: dict[str, np.ndarray], judge_val: Judge, *, seed: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from keff.data import leak_check
-from keff.data.mixed import DOMAINS, build_mixed_domain
+from keff.studies.fusion.mixed import DOMAINS, build_mixed_domain
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""A mixed-domain retrieval set built from the shared real data: science, medicine, software.
+"""The fusion study's mixed-domain retrieval set, built from the shared real data: science,
+medicine, software.
 
 One corpus holds the SciFact abstracts, the answers of a seeded sample of MedQuAD groups and every
 skills answer; queries come from all three domains, split by group so that no group (shared
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keff.data._groups import key_components
+from keff.data import key_components
 from keff.data.beir import load_beir
 from keff.data.leakage import repeats
 from keff.data.qa import QAPairs, load_qa

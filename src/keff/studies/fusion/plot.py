@@ -1,10 +1,12 @@
-"""The fusion benchmark's figure: nDCG@10 of every strategy, overall and per domain."""
+"""The fusion study's figure: nDCG@10 of every strategy, overall and per domain."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from keff.atomic import atomic_path
 
@@ -12,10 +14,8 @@ COLOURS = {"single": "#7f7f7f", "fused index": "#1f77b4", "per-specialist indexe
 
 
 def plot_fusion(result: dict, path: str | Path) -> Path:
-    """Horizontal bars: one row per strategy, overall nDCG@10 and one column per domain."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    """Horizontal bars: one row per strategy, overall nDCG@10 and one column per domain; the
+    dashed line is the best single specialist. Writes the PNG atomically and returns its path."""
     rows = sorted(result["rows"], key=lambda r: r["metrics"]["ndcg@10"])
     panels = ["overall", *sorted(rows[0]["domains"])]
     fig = Figure(figsize=(4 * len(panels), 0.28 * len(rows) + 1.5), dpi=110)

@@ -1,11 +1,11 @@
-"""The fusion benchmark's bookkeeping: significance picks and per-domain checks."""
+"""The fusion study's bookkeeping: significance picks and per-domain checks."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from keff.fusion.bench import domain_checks, significance
-from keff.fusion.judge import Judge
+from keff.studies.fusion.evaluate import domain_checks, significance
+from keff.studies.fusion.judge import Judge
 
 
 def rows_for(values: dict[str, np.ndarray], families: dict[str, str], judge: Judge) -> list[dict]:
