@@ -16,6 +16,7 @@ import numpy as np
 from keff.arrays import as_matrix, l2_normalize
 from keff.errors import FormatError, KeffError
 from keff.estimator import ArraySpec, ScalarSpec, is_finite_number
+from keff.index import ExactIndex
 from keff.maps.base import Floor, Map, product_floor, register_map
 from keff.maps.kmeans import resolve_n_clusters, spherical_kmeans
 from keff.maps.procrustes import check_flag
@@ -263,8 +264,6 @@ class ClusterRouted(Map):
             mass = centroid_routing(Xu, self.centroids_, T)
         else:
             if self._index is None:
-                from keff.index import ExactIndex
-
                 self._index = ExactIndex(self.questions_)
             sims, nb = self._index.search(Xu, int(self.question_top_n))
             log_p = np.log(self.p_) if self.importance else None

@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from keff.data.splits import grouped_split
 from keff.errors import KeffError, require
 from keff.estimator import COUNT
 from keff.maps.base import Map, check_pair, register_map
 
 
 def _val_split(n: int, groups: np.ndarray | None, val_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from keff.data.splits import grouped_split
-
     split = grouped_split(n if groups is None else groups, val_frac=val_frac, test_frac=0.0, seed=seed)
     return split.train, split.val
 

@@ -20,7 +20,8 @@ from keff.estimator import COUNT, ArraySpec, ScalarSpec, is_finite_number
 from keff.maps.affine import Affine
 from keff.maps.base import Floor, Map, product_floor, register_map, resolve_base
 from keff.sef import shown
-from keff.train.losses import LOSSES
+from keff.train.loop import train_model
+from keff.train.losses import LOSSES, alignment_loss
 
 BASES = ("auto", "identity", "linear")
 _SQRT_HALF = np.float32(1.0 / math.sqrt(2.0))
@@ -188,9 +189,7 @@ class ResidualMLP(Map):
     ) -> dict[str, Any]:
         """Build the torch module at its (seeded) initialisation and run the training loop."""
         torch = require("torch", "st")
-        from keff.train.loop import train_model
-        from keff.train.losses import alignment_loss
-        from keff.train.modules import ResidualNet
+        from keff.train.modules import ResidualNet  # imports torch: only when a map is trained
 
         loss_fn = alignment_loss(self.loss, self.mse_weight)
         with torch.random.fork_rng(devices=[]):
