@@ -18,6 +18,7 @@ LAYERS = [
     {"data", "encoders", "eval"},
     {"maps", "uncertainty", "train"},
     {"fusion", "tasks", "precomputed", "alignment", "projection"},
+    {"docindex"},
     {"studies", "cli"},
 ]
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}

@@ -12,7 +12,17 @@ import sys
 
 import typer
 
-from keff.cli import align_cmd, cache_cmd, data_cmd, demo_cmd, eval_cmd, models_cmd, project_cmd, search_cmd
+from keff.cli import (
+    align_cmd,
+    cache_cmd,
+    data_cmd,
+    demo_cmd,
+    eval_cmd,
+    index_cmd,
+    models_cmd,
+    project_cmd,
+    search_cmd,
+)
 from keff.errors import KeffError
 
 app = typer.Typer(
@@ -50,6 +60,8 @@ app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(align_cmd.app, name="align")
 app.add_typer(project_cmd.app, name="project")
 app.command("search")(search_cmd.search_command)
+app.add_typer(index_cmd.app, name="index")
+app.command("query")(index_cmd.query_command)
 
 #: Exit code of a failure on bad input (as click's usage errors).
 EXIT_BAD_INPUT = 2
