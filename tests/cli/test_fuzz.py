@@ -56,6 +56,7 @@ def _write_inputs(root: Path) -> dict[str, Path]:
     put("blank.txt", "\n   \n\n")
     put("texts.txt", "how to knead dough\nwhat is a pod\n")
     put("bad.jsonl", '{"id": "1", "question": "q", "answer": "a"}\n{"id": \n')
+    put("docs.jsonl", '{"id": "new-doc", "text": "a note on proofing dough"}\n')
     put("unknown_layout.jsonl", json.dumps({"qid": 1, "q": "x", "a": "y"}) + "\n")
     put("not_a_sef.sef", b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     put("results.json", json.dumps({"format": "nope"}))
@@ -68,7 +69,7 @@ def _write_inputs(root: Path) -> dict[str, Path]:
     return f
 
 
-def _cases(files: dict[str, Path], tmp: Path, good_map: Path, good_result: Path, rng: random.Random):
+def _cases(files: dict[str, Path], tmp: Path, good_map: Path, good_result: Path, good_index: Path, rng: random.Random):
     """Yield (argv, output paths that must not appear) with exactly one bad value each."""
     sample = str(sample_corpus_dir())
     missing = str(tmp / "does" / "not" / "exist")
@@ -141,6 +142,17 @@ def _cases(files: dict[str, Path], tmp: Path, good_map: Path, good_result: Path,
           "out": (lambda: out("demo"), [under_a_file, str(files["texts.txt"])])}),
         (["search", "-s", "{sef}", "--data", sample, "-k", "{k}", "--strategy", "{st}", "-q", "x"],
          {"sef": (str(files["not_a_sef.sef"]), bad_sefs), "k": ("3", bad_ints), "st": ("kalman", ["best", ""])}),
+        (["index", "build", "{idx}", "--from", "{src}", "-e", "{enc}", "--backend", "{backend}"],
+         {"idx": (lambda: out("ix"), [under_a_file, str(good_index)]), "src": (sample, bad_paths + bad_qa),
+          "enc": ("hash", bad_encoders), "backend": ("exact", ["annoy", "", "hnsw --param"])}),
+        (["index", "add", "{idx}", "--from", "{src}"],
+         {"idx": (str(good_index), [missing, str(files["a_folder"]), str(files["texts.txt"])]),
+          "src": (str(files["docs.jsonl"]), bad_paths + [str(files["bad.jsonl"]), sample])}),
+        (["index", "remove", "{idx}", "{id}"],
+         {"idx": (str(good_index), [missing, str(files["a_folder"])]), "id": ("t01", ["no-such-id", ""])}),
+        (["query", "{idx}", "{text}", "-k", "{k}"],
+         {"idx": (str(good_index), [missing, str(files["a_folder"]), str(files["garbage.bin"])]),
+          "text": ("dough", ["", "   "]), "k": ("3", bad_ints)}),
         (["{verb}"], {"verb": ("eval", ["evaluate", "--nope", "align fit"])}),
     ]  # fmt: skip
     while True:
@@ -150,7 +162,9 @@ def _cases(files: dict[str, Path], tmp: Path, good_map: Path, good_result: Path,
         for slot, (good, bads) in slots.items():
             value = rng.choice(bads) if slot == bad_slot else (good() if callable(good) else good)
             values[slot] = value
-            if slot in ("out", "to") and slot != bad_slot:
+            if slot in ("out", "to", "idx") and slot != bad_slot and argv_t[:2] == ["index", "build"]:
+                outs.append(Path(value))
+            elif slot in ("out", "to") and slot != bad_slot:
                 outs.append(Path(value))
         argv = [a.format(**values) if "{" in a else a for a in argv_t]
         yield [a for part in argv for a in (part.split(" ") if part == "align fit" else [part])], outs
@@ -166,15 +180,18 @@ def fuzz_world(tmp_path, run):
     good_result = tmp_path / "result.json"
     res = run("eval", "--data", str(sample_corpus_dir()), "--encoder", "hash", "--out", str(good_result))
     assert res.exit_code == 0, res.output
-    return files, good_map, good_result
+    good_index = tmp_path / "index"
+    res = run("index", "build", str(good_index), "--from", str(sample_corpus_dir()), "-e", "hash")
+    assert res.exit_code == 0, res.output
+    return files, good_map, good_result, good_index
 
 
 def test_every_verb_fails_cleanly_on_bad_input(fuzz_world, tmp_path, capsys, isolated_cache):
-    files, good_map, good_result = fuzz_world
+    files, good_map, good_result, good_index = fuzz_world
     rng = random.Random(SEED)
     deadline = time.monotonic() + SECONDS
     failures, n = [], 0
-    for argv, outs in _cases(files, tmp_path, good_map, good_result, rng):
+    for argv, outs in _cases(files, tmp_path, good_map, good_result, good_index, rng):
         if time.monotonic() > deadline or n >= 400:
             break
         n += 1
