@@ -47,6 +47,12 @@ def demo_command(
     ),
     overwrite: bool = OVERWRITE,
     seed: int = typer.Option(0, help="Seed for bootstrap, randomisation and latency draws."),
+    index: bool = typer.Option(
+        True,
+        "--index/--no-index",
+        help="Also index the documents with the first encoder and attach a query map "
+        "fitted on the train queries (keff index), showing one query before and after.",
+    ),
 ) -> None:
     """Compare real encoders on a retrieval set: metrics, paired significance, latency, report files."""
     from keff.atomic import atomic_write_text
@@ -61,7 +67,7 @@ def demo_command(
     names = [e.strip() for e in encoders.split(",") if e.strip()]
     if not names:
         raise typer.BadParameter("name at least one encoder", param_hint="--encoders")
-    outputs = [f"{n}.json" for n in names] + ["report.md", "report.png"]
+    outputs = [f"{n}.json" for n in names] + ["report.md", "report.png"] + (["index"] if index else [])
     if out_dir is not None:
         check_output_dir(out_dir, outputs, overwrite=overwrite)
     folder = resolve_demo_data(data)
@@ -92,7 +98,7 @@ def demo_command(
 
     print_results_table(results, task.metrics, title="exact search, cosine, untouched encoders")
     if "train" in dataset.qrels and split != "train":
-        out.print(split_checks(dataset, split, first_encoder))
+        out.print(split_checks(dataset, split, first_encoder, fitted_below=index))
     md = markdown_table(results)
     if len(results) > 1:
         best = max(results, key=lambda r: r.metrics["ndcg@10"])
@@ -102,6 +108,8 @@ def demo_command(
         out.print(f"\nPaired tests against the best encoder ({best.system}), nDCG@10, Holm-corrected:\n")
         out.print(cmp_md)
         md += "\n\n" + cmp_md
+    if index:
+        md += index_step(folder, dataset, split, first_encoder.name, out_dir / "index", seed=seed)
     atomic_write_text(out_dir / "report.md", md + "\n")
     plot_results(results, out_dir / "report.png", title=task.name)
     out.print(f"\nwrote {out_dir}/report.md, report.png and one JSON per encoder")
@@ -109,8 +117,9 @@ def demo_command(
         out.print("(keff's demo folder: the next run replaces these files; --out DIR keeps them elsewhere)")
 
 
-def split_checks(dataset, split: str, encoder) -> str:
-    """One paragraph on whether the train queries leak into ``split`` and how alike the sides are."""
+def split_checks(dataset, split: str, encoder, *, fitted_below: bool = False) -> str:
+    """One paragraph on whether the train queries leak into ``split`` and how alike the sides are
+    (``fitted_below``: the demo goes on to fit a query map on the train queries)."""
     from keff.data import leak_check, split_parity
 
     train_ids, train_texts = dataset.split_queries("train")
@@ -126,9 +135,11 @@ def split_checks(dataset, split: str, encoder) -> str:
     meaning = (
         ""
         if leak.clean
-        else f" Some {split} queries repeat or nearly repeat train queries. Nothing in this demo is fitted on "
-        "train queries, so these scores are not inflated; a model fitted on the train split would have "
-        f"seen them, so judge such a model on the {split} queries without a train twin."
+        else f" Some {split} queries repeat or nearly repeat train queries. Nothing in "
+        + ("the comparison above" if fitted_below else "this demo")
+        + " is fitted on train queries, so these scores are not inflated; a model fitted on the train split"
+        + (" (like the index's query map below)" if fitted_below else "")
+        + f" would have seen them, so judge such a model on the {split} queries without a train twin."
     )
     return (
         f"\nSplit check, train ({len(train_ids)} queries) vs {split} ({len(eval_ids)}): {verdict}: "
@@ -137,3 +148,88 @@ def split_checks(dataset, split: str, encoder) -> str:
         f"{parity['train']['quantiles']['50']:.0f}, {split} median {parity['eval']['quantiles']['50']:.0f}, "
         f"KS p = {parity['ks_pvalue']:.2g}."
     )
+
+
+#: The query map the demo fits on the train queries: on SciFact it helps test claims whose abstract a
+#: train claim also cites and, unlike the linear maps, costs nothing on the others (BENCHMARKS.md).
+DEMO_MAP = "contrastive"
+
+
+def index_step(folder: Path, dataset, split: str, encoder: str, path: Path, *, seed: int = 0) -> str:
+    """Index ``dataset`` with ``encoder``, attach a query map fitted on its train queries, and show the
+    evaluation and one query's results before and after; returns the report's markdown section."""
+    from rich.table import Table
+
+    from keff.cli.index_cmd import attach_fitted
+    from keff.docindex import Index, read_documents
+    from keff.docindex.evaluate import evaluate_index, fit_query_map
+    from keff.errors import MissingExtra
+    from keff.eval import markdown_table
+    from keff.tasks import beir_task
+
+    out.rule("Your own documents: keff index with a learned query map")
+    if "train" not in dataset.qrels or split == "train":
+        out.print(f"(skipped: {folder.name} has no train queries apart from the {split} split to fit a map on)")
+        return ""
+    docs = read_documents(folder)
+    ix = Index.build(path, docs, [encoder], overwrite=True)
+    out.print(f"built {ix.root}: {ix.n_docs:,} documents, {encoder}, exact search (cached vectors reused)")
+    task, train = beir_task(dataset, split), beir_task(dataset, "train")
+    before = evaluate_index(ix, task, system=f"{encoder} index", latency_queries=0)
+    err.print(f"fitting a {DEMO_MAP} query map on the {len(train.query_ids)} train queries...")
+    try:
+        m, provenance = fit_query_map(ix, train, method=DEMO_MAP, seed=seed)
+    except MissingExtra as exc:
+        out.print(f"(skipped the map: {exc})")
+        return ""
+    attach_fitted(ix, lambda p: m.save(p, meta=provenance), DEMO_MAP, True, None)
+    after = evaluate_index(ix, task, system=f"{encoder} index + {DEMO_MAP} map", latency_queries=0)
+    out.print(f"attached the map (fitted on {provenance['n_pairs']} train query-document pairs, never on {split} "
+              f"queries): keff index info {ix.root}")  # fmt: skip
+    print_results_table([before, after], task.metrics, title=f"keff index eval on {task.name}")
+    summary, seen = seen_slices(dataset, split, before, after)
+    out.print(summary)
+    b, a = before.per_query["ndcg@10"], after.per_query["ndcg@10"]
+    unseen = [q for q in b if q not in seen and a[q] > b[q]]
+    qid = max(unseen or list(b), key=lambda q: a[q] - b[q])
+    if a[qid] > b[qid]:
+        among = "whose relevant documents no train query has " if unseen else ""
+        what = f"The {split} query {among}the map helps most (nDCG@10 {b[qid]:.2f} -> {a[qid]:.2f})"
+    else:
+        lowered = sum(1 for q in b if a[q] < b[q])
+        qid = next(iter(b))
+        what = f"The map raises no {split} query's nDCG@10 ({lowered} lowered); the first {split} query"
+    text = dict(zip(task.query_ids, task.query_texts))[qid]
+    out.print(f"\n{what}: {text!r}")
+    relevant = {d for d, r in task.qrels.get(qid, {}).items() if r > 0}
+    for title, hits in (("before", ix.hits(*ix.search_vectors(ix.encode_queries([text]), 3))[0]),
+                        (f"after (with the {DEMO_MAP} map)", ix.search([text], 3)[0])):  # fmt: skip
+        table = Table(title=title)
+        for col in ("rank", "score", "id", "relevant", "text"):
+            table.add_column(col)
+        for rank, h in enumerate(hits, start=1):
+            table.add_row(str(rank), f"{h.score:.3f}", h.id, "yes" if h.id in relevant else "", h.text[:80])
+        out.print(table)
+    out.print(f"Search it yourself: keff query {ix.root} \"your question\"  (keff index detach {ix.root} {DEMO_MAP} "
+              "removes the map)")  # fmt: skip
+    return "\n\n## keff index with a query map fitted on the train queries\n\n" + markdown_table([before, after]) + \
+        "\n\n" + summary  # fmt: skip
+
+
+def seen_slices(dataset, split: str, before, after) -> tuple[str, set[str]]:
+    """nDCG@10 before and after, apart for the queries whose relevant documents a train query also has
+    (one line), and those queries."""
+    train_docs = {d for rels in dataset.qrels["train"].values() for d, r in rels.items() if r > 0}
+    b, a = before.per_query["ndcg@10"], after.per_query["ndcg@10"]
+    seen = [q for q in b if any(r > 0 and d in train_docs for d, r in dataset.qrels[split].get(q, {}).items())]
+    unseen = [q for q in b if q not in set(seen)]
+
+    def mean(values, qids):
+        return sum(values[q] for q in qids) / len(qids) if qids else float("nan")
+
+    return (
+        f"nDCG@10 on the {len(seen)} {split} queries with a relevant document a train query also has: "
+        f"{mean(b, seen):.4f} -> {mean(a, seen):.4f}; on the other {len(unseen)}: {mean(b, unseen):.4f} -> "
+        f"{mean(a, unseen):.4f}. A map fitted on training queries learns the documents they asked for; the second "
+        "number is what it does for documents no training query asked for."
+    ), set(seen)

@@ -7,6 +7,8 @@
   approximate, for large collections; grows by adding, so ``keff index add`` is cheap.
 - ``ivf``: FAISS inverted lists (``nlist`` centroids trained on the vectors, ``nprobe`` lists
   searched); approximate; trained once at build, later additions go to the trained lists.
+- ``milvus``: a Milvus collection (Milvus Lite file in the index folder by default, a server by
+  URI) holding a searchable copy of the vectors; exact (FLAT); see :mod:`keff.docindex.milvus`.
 
 Approximate structures are saved beside the vectors (``ann/<key>.gNNNNNN.faiss``) with their
 SHA-256 in the manifest. Removed documents stay in the structures and are filtered out of every
@@ -26,7 +28,11 @@ from keff.errors import FormatError, KeffError, require
 from keff.index import ExactIndex
 from keff.index.numpy_backend import topk_rows
 
-KINDS = ("exact", "flat", "hnsw", "ivf")
+KINDS = ("exact", "flat", "hnsw", "ivf", "milvus")
+#: Scores the exact backend holds per query batch (queries x rows). With top-k's temporaries
+#: (negated scores, int64 partition indices and cumulative counts, masks) a batch takes about 28
+#: bytes per score: about 1 GB at this bound, whatever the number of documents.
+EXACT_BATCH_SCORES = 1 << 25
 DEFAULTS: dict[str, dict[str, int]] = {
     "exact": {},
     "flat": {},
@@ -35,10 +41,15 @@ DEFAULTS: dict[str, dict[str, int]] = {
 }
 
 
-def backend_spec(kind: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The manifest's ``backend`` field for ``kind`` with ``params`` over the defaults."""
+def backend_spec(kind: str, params: dict[str, Any] | None = None, root: Path | None = None) -> dict[str, Any]:
+    """The manifest's ``backend`` field for ``kind`` with ``params`` over the defaults (``root``,
+    the index folder, names a new Milvus collection)."""
     if kind not in KINDS:
         raise KeffError(f"unknown index backend {kind!r} (choose from {', '.join(KINDS)})")
+    if kind == "milvus":
+        from keff.docindex.milvus import milvus_spec
+
+        return milvus_spec(params, root)
     params = dict(params or {})
     unknown = sorted(set(params) - set(DEFAULTS[kind]))
     if unknown:
@@ -75,8 +86,8 @@ def _new_ann(spec: dict[str, Any], vectors: np.ndarray):
 
 def build_ann(root: Path, key: str, stem: str, spec: dict[str, Any], vectors: np.ndarray, previous=None) -> dict | None:
     """Build (or extend ``previous`` with the new rows ``vectors``) and save the approximate
-    structure of one encoder; returns its file entry (None for ``exact``)."""
-    if spec["kind"] == "exact":
+    structure of one encoder; returns its file entry (None for ``exact`` and ``milvus``)."""
+    if spec["kind"] in ("exact", "milvus"):
         return None
     faiss = _faiss()
     index = previous if previous is not None else _new_ann(spec, vectors)
@@ -101,6 +112,12 @@ def load_ann(root: Path, entry: dict, where: str, n_rows: int, dim: int, *, chec
     return index
 
 
+def exact_batch_size(n_rows: int) -> int:
+    """Queries per matrix product of the exact backend over ``n_rows`` rows (1 to 1,024), so a
+    batch holds at most :data:`EXACT_BATCH_SCORES` scores."""
+    return max(1, min(1024, EXACT_BATCH_SCORES // max(int(n_rows), 1)))
+
+
 class Searcher:
     """Top-k search over one encoder's vectors with removed rows filtered out.
 
@@ -121,7 +138,12 @@ class Searcher:
         self.spec = spec
         self.ann = ann
         self.live_rows = np.flatnonzero(alive)
-        self._exact = ExactIndex(vectors[self.live_rows]) if spec["kind"] == "exact" and self.live_rows.size else None
+        self._exact = None
+        if spec["kind"] == "exact" and self.live_rows.size:
+            # no copy of the vectors while nothing is removed; query batches sized so the score
+            # matrix stays bounded (1,024 queries x 1M rows would need about 25 GB)
+            live = vectors if self.live_rows.size == alive.size else vectors[self.live_rows]
+            self._exact = ExactIndex(live, batch_size=exact_batch_size(self.live_rows.size))
         if ann is not None:
             self._set_search_params()
 
@@ -131,6 +153,19 @@ class Searcher:
             self.ann.hnsw.efSearch = int(self.spec["ef_search"])
         elif self.spec["kind"] == "ivf":
             faiss.extract_index_ivf(self.ann).nprobe = int(self.spec["nprobe"])
+
+    def tune(self, **params: int) -> None:
+        """Change this reader's search-time parameters (``ef_search`` of ``hnsw``, ``nprobe`` of
+        ``ivf``) without a rebuild, e.g. to trade recall for speed; the manifest is untouched."""
+        allowed = {"hnsw": {"ef_search"}, "ivf": {"nprobe"}}.get(self.spec["kind"], set())
+        unknown = sorted(set(params) - allowed)
+        if unknown:
+            raise KeffError(f"backend {self.spec['kind']!r} has no search-time parameter {unknown} "
+                            f"(it has {', '.join(sorted(allowed)) or 'none'})")  # fmt: skip
+        rest = {name: value for name, value in self.spec.items() if name != "kind"}
+        self.spec = backend_spec(self.spec["kind"], {**rest, **params})
+        if self.ann is not None:
+            self._set_search_params()
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Scores and rows (n, k') of the best live rows per query, k' = min(k, live rows)."""

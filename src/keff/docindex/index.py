@@ -31,7 +31,10 @@ import numpy as np
 from keff.arrays import as_matrix
 from keff.docindex.backends import KINDS, Searcher, backend_spec, build_ann, load_ann
 from keff.docindex.documents import Document, DocumentStore, check_documents, write_removed, write_segment
+from keff.docindex.engines import Engine, InProcessEngine, get_engine
 from keff.docindex.manifest import MANIFEST, Manifest, check_relative, read_manifest, write_manifest
+from keff.docindex.milvus import MilvusCollection, after_commit, after_staged_build, before_replace, drop_replaced
+from keff.docindex.transforms import Transforms, load_transforms, stage_transform, unstage_transform
 from keff.docindex.vectors import encoder_key, load_vectors, write_vectors
 from keff.encoders import get_encoder
 from keff.encoders.registry import encoder_for_artifact
@@ -102,7 +105,7 @@ def collect_garbage(root: Path, manifest: Manifest) -> int:
     were superseded); returns how many were removed."""
     keep = referenced_files(manifest)
     removed = 0
-    for sub in ("docs", "vectors", "ann", "transforms"):
+    for sub in ("docs", "vectors", "ann", "transforms", "upgrade"):
         folder = root / sub
         if not folder.is_dir():
             continue
@@ -137,15 +140,29 @@ class Index:
         self._searchers: dict[str, Searcher] = {}
         self._encoders: dict[str, Any] = {}
         self._explicit = dict(encoders or {})
+        #: The index's Milvus collection (backend ``milvus``, :mod:`keff.docindex.milvus`), or None.
+        self.milvus = None
+        if manifest.backend.get("kind") == "milvus":
+            self.milvus = MilvusCollection(root, manifest, self.documents)
         for key, spec in manifest.encoders.items():
             if not isinstance(spec, dict):
                 raise FormatError(f"{root / MANIFEST}: encoder {key!r} is not an object")
             self.vectors[key] = load_vectors(root, key, spec, rows, check=check)
             ann = None
-            if spec.get("ann") is not None:
+            if self.milvus is not None:
+                ann = self.milvus.field(key)
+            elif spec.get("ann") is not None:
                 ann = load_ann(root, spec["ann"], f"search structure of {key}", self.documents.n_rows,
                                int(spec["dim"]), check=check)  # fmt: skip
             self._searchers[key] = Searcher(self.vectors[key], self.documents.alive, manifest.backend, ann)
+        #: The attached transforms, applied by :meth:`search` (:mod:`keff.docindex.transforms`).
+        self.transforms: Transforms = load_transforms(root, manifest, check=check)
+        #: The upgrade in progress (:mod:`keff.docindex.upgrade`), or None.
+        self.upgrade = None
+        if manifest.extra.get("upgrade") is not None:
+            from keff.docindex.upgrade import Serving  # upgrade.py builds on this module
+
+            self.upgrade = Serving(self, manifest.extra["upgrade"], check=check)
 
     # -- opening and building -------------------------------------------------------------
     @classmethod
@@ -165,7 +182,7 @@ class Index:
         if not root.is_dir():
             raise DataError("no index here (not a folder)", path=root)
         index = cls(root, read_manifest(root), check=check, encoders=encoders)
-        for key in index.encoder_keys:
+        for key in index.encoder_keys + ([index.upgrade.target_key] if index.upgrade else []):
             index.encoder(key)  # refuses an encoder whose fingerprint changed
         return index
 
@@ -180,6 +197,8 @@ class Index:
         backend_params: dict[str, int] | None = None,
         overwrite: bool = False,
         vectors: dict[str, np.ndarray] | None = None,
+        engine: str | Engine | None = None,
+        engine_options: dict[str, Any] | None = None,
     ) -> Index:
         """Build a new index of ``documents`` embedded by each of ``encoders``.
 
@@ -202,8 +221,14 @@ class Index:
         vectors : dict, optional
             Encoder name -> (n, dim) vectors you computed with exactly that encoder, used instead
             of encoding (not checked here; seed keff's cache to have them checked).
+        engine : {"inprocess", "ray"} or Engine, optional
+            Where the model runs (:mod:`keff.docindex.engines`); default in this process. The ray
+            engine gives byte-identical vectors.
+        engine_options : dict, optional
+            Options of the engine (ray: ``actors``, ``batches_per_call``, ``address``).
         """
         root = Path(path).expanduser()
+        runner = get_engine(engine, **(engine_options or {}))
         if root.exists() and not overwrite:
             if (root / MANIFEST).exists():
                 raise DataError(
@@ -218,7 +243,7 @@ class Index:
         docs = check_documents(documents)
         if not docs:
             raise DataError("no documents to index")
-        spec = backend_spec(backend, backend_params)
+        spec = backend_spec(backend, backend_params, root=root)
         root.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_builds(root)
         staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
@@ -230,12 +255,14 @@ class Index:
                 manifest.encoders[key] = {"name": name, "fingerprint": enc.fingerprint, "dim": int(enc.dim),
                                           "segments": [], "ann": None}  # fmt: skip
             with writer_lock(staging):
-                _append(staging, manifest, docs, vectors=vectors)
-                manifest.history.append(
-                    _record("build", documents=len(docs), backend=spec["kind"], encoders=list(encoders))
-                )
+                _append(staging, manifest, docs, vectors=vectors, engine=runner)
+                record = _record("build", documents=len(docs), backend=spec["kind"], encoders=list(encoders))
+                manifest.history.append({**record, "engine": runner.describe()})
                 write_manifest(staging, manifest)
+                after_staged_build(staging, manifest)  # fills a Milvus collection (milvus backend only)
+            replaced = before_replace(root)
             _swap_in(staging, root)
+            drop_replaced(root, replaced, spec)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return cls.open(root)
@@ -248,6 +275,8 @@ class Index:
 
     def encoder(self, key: str):
         """The encoder of ``key``, loaded once, its fingerprint checked against the vectors'."""
+        if key not in self._encoders and self.upgrade is not None and key == self.upgrade.target_key:
+            self._encoders[key] = self.upgrade.load_encoder(self._explicit)
         if key not in self._encoders:
             spec = self.manifest.encoders[key]
             name = str(spec.get("name"))
@@ -266,8 +295,11 @@ class Index:
         return self.n_docs
 
     def encode_queries(self, texts: Sequence[str], keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Query vectors of ``texts`` by each encoder (default: all of the index's)."""
-        return {key: self.encoder(key).encode(list(texts), kind="query") for key in keys or self.encoder_keys}
+        """Query vectors of ``texts`` by each encoder (default: all of the index's; during an upgrade,
+        the new encoder instead of the old one, see :mod:`keff.docindex.upgrade`)."""
+        if not keys:
+            keys = self.upgrade.query_keys(self.encoder_keys) if self.upgrade is not None else self.encoder_keys
+        return {key: self.encoder(key).encode(list(texts), kind="query") for key in keys}
 
     def search_vectors(
         self, queries: dict[str, np.ndarray], k: int = 10, *, weights: np.ndarray | None = None
@@ -289,6 +321,8 @@ class Index:
         rows : ndarray of int64, shape (n, k')
             k' = min(k, live documents); rows index :attr:`documents`.
         """
+        if self.upgrade is not None and self.upgrade.handles(queries):
+            return self.upgrade.search(queries, k, weights=weights)  # new-encoder queries during an upgrade
         keys = list(queries)
         unknown = [k_ for k_ in keys if k_ not in self._searchers]
         if unknown:
@@ -310,9 +344,15 @@ class Index:
         """Weighted sum of the encoders' cosines: exact over every live row with the exact backend,
         else exact re-scoring of the union of each encoder's approximate candidates."""
         live = self.documents.alive
+        if self.milvus is not None:  # Milvus's multi-vector hybrid search with keff's weights
+            return self.milvus.hybrid_search(keys, mats, w, k)
         if self.manifest.backend["kind"] == "exact":
             rows = np.flatnonzero(live)
-            scores = sum(wi[:, None] * (q @ self.vectors[key][rows].T) for key, q, wi in zip(keys, mats, w))
+            everything = rows.size == live.size  # no copy of the vectors while nothing is removed
+            scores = sum(
+                wi[:, None] * (q @ (self.vectors[key] if everything else self.vectors[key][rows]).T)
+                for key, q, wi in zip(keys, mats, w)
+            )
             top, pos = topk_rows(np.asarray(scores, dtype=np.float32), min(k, rows.size))
             return top, rows[pos]
         depth = max(4 * k, 100)
@@ -345,7 +385,15 @@ class Index:
             raise KeffError("texts must be a list of query strings, not one string")
         if not texts:
             return []
-        return self.hits(*self.search_vectors(self.encode_queries(texts), k))
+        queries, weights = self.prepare_queries(texts)
+        return self.hits(*self.search_vectors(queries, k, weights=weights))
+
+    def prepare_queries(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """Query vectors and encoder weights as :meth:`search` uses them: ``texts`` encoded (by every
+        encoder that has weight), the attached transforms applied (see :mod:`keff.docindex.transforms`);
+        pass both to :meth:`search_vectors`."""
+        keys = self.transforms.keys(self.encoder_keys)
+        return self.transforms.apply(self.encode_queries(texts, None if keys == self.encoder_keys else keys))
 
     def info(self) -> dict[str, Any]:
         """What the index holds: documents, encoders, backend, transforms, last changes."""
@@ -361,6 +409,9 @@ class Index:
                 for key, spec in self.manifest.encoders.items()
             ],
             "transforms": self.manifest.transforms,
+            "weighting": self.transforms.weighting,
+            "notes": self.transforms.notes,
+            "upgrade": None if self.upgrade is None else self.upgrade.info(),
             "history": self.manifest.history[-5:],
         }
 
@@ -371,12 +422,20 @@ class Index:
         return f"Index({str(self.root)!r}, documents={self.n_docs}, encoders={self.encoder_keys})"
 
     # -- writing -----------------------------------------------------------------------------
-    def add(self, documents: Iterable[Document], *, replace: bool = False) -> int:
+    def add(
+        self,
+        documents: Iterable[Document],
+        *,
+        replace: bool = False,
+        engine: str | Engine | None = None,
+        engine_options: dict[str, Any] | None = None,
+    ) -> int:
         """Add documents (encoded by every encoder) and commit; returns how many were added.
 
         An id the index already holds is an error unless ``replace`` (then the old document is
-        removed in the same commit).
+        removed in the same commit). ``engine`` and ``engine_options`` as in :meth:`build`.
         """
+        runner = get_engine(engine, **(engine_options or {}))
         docs = check_documents(documents)
         if not docs:
             return 0
@@ -391,10 +450,10 @@ class Index:
                 )
             current.close()
             new = manifest.copy()
-            _append(self.root, new, docs, previous=self)
+            _append(self.root, new, docs, previous=self, engine=runner)
             if clash:
                 _mark_removed(self.root, new, [current.row_of[i] for i in clash])
-            new.history.append(_record("add", documents=len(docs), replaced=len(clash)))
+            new.history.append(_record("add", documents=len(docs), replaced=len(clash), engine=runner.describe()))
             _commit(self.root, new)
         self._reload()
         return len(docs)
@@ -419,6 +478,37 @@ class Index:
         self._reload()
         return len(rows)
 
+    def attach(
+        self, path: str | Path, *, name: str | None = None, encoder: str | None = None, replace: bool = False
+    ) -> dict[str, Any]:
+        """Attach a SEF transform (a query map, fusion weights or a specialist; see
+        :mod:`keff.docindex.transforms`) and commit; returns its manifest entry.
+
+        Parameters
+        ----------
+        path : str or Path
+            The SEF file; it is copied into the index (``transforms/<sha256>.sef``).
+        name : str, optional
+            Its name in the index (default: the file's stem).
+        encoder : str, optional
+            Index encoder key a map or specialist applies to (default: the one with its fingerprint).
+        replace : bool
+            Replace an attached transform of the same name (in its place in the order).
+        """
+        with writer_lock(self.root):
+            new = read_manifest(self.root).copy()
+            entry = stage_transform(self.root, new, path, name=name, encoder=encoder, replace=replace)
+            new.history.append(_record("attach", transform=entry["name"], kind=entry["kind"], file=entry["file"]))
+            _commit(self.root, new, bump=True)
+        self._reload()
+        return entry
+
+    def detach(self, name: str) -> dict[str, Any]:
+        """Detach the transform ``name`` and commit; returns its former manifest entry."""
+        entry = detach_transform(self.root, name)
+        self._reload()
+        return entry
+
     def _reload(self) -> None:
         fresh = Index(self.root, read_manifest(self.root), encoders=self._explicit)
         fresh._encoders = self._encoders
@@ -426,14 +516,29 @@ class Index:
         self.__dict__.update(fresh.__dict__)
 
 
+def detach_transform(path: str | Path, name: str) -> dict[str, Any]:
+    """Detach the transform ``name`` from the index at ``path`` and commit, without opening the index
+    (so a transform that stops it from opening can be removed); returns its former entry."""
+    root = Path(path).expanduser()
+    if not (root / MANIFEST).is_file():
+        raise DataError("no index here (no manifest)", path=root)
+    with writer_lock(root):
+        new = read_manifest(root).copy()
+        entry = unstage_transform(new, name)
+        new.history.append(_record("detach", transform=name, kind=entry.get("kind")))
+        _commit(root, new, bump=True)
+    return entry
+
+
 def _stem(generation: int) -> str:
     return f"g{generation:06d}"
 
 
 def _append(root: Path, manifest: Manifest, docs: list[Document], *, previous: Index | None = None,
-            vectors: dict[str, np.ndarray] | None = None) -> None:  # fmt: skip
+            vectors: dict[str, np.ndarray] | None = None, engine: Engine | None = None) -> None:  # fmt: skip
     """Write a segment of ``docs`` and every encoder's vectors of it into ``root``; updates
-    ``manifest`` (not yet committed)."""
+    ``manifest`` (not yet committed). ``engine`` runs the encoders (default: in this process)."""
+    engine = engine if engine is not None else InProcessEngine()
     manifest.generation += 1
     stem = _stem(manifest.generation)
     texts = [d.text for d in docs]
@@ -448,10 +553,10 @@ def _append(root: Path, manifest: Manifest, docs: list[Document], *, previous: I
                 )
         else:
             enc = previous.encoder(key) if previous is not None else get_encoder(spec["name"])
-            vecs = enc.encode(texts, kind="doc")
+            vecs = engine.encode(enc, texts)
         spec["segments"].append(write_vectors(root, key, stem, vecs))
         old_ann = None
-        if previous is not None and previous._searchers[key].ann is not None:
+        if previous is not None and previous._searchers[key].ann is not None and previous.milvus is None:
             old_ann = _clone(previous._searchers[key].ann)  # grown in a copy: readers keep theirs
         entry = build_ann(root, key, stem, manifest.backend, vecs, previous=old_ann)
         spec["ann"] = entry
@@ -481,6 +586,7 @@ def _commit(root: Path, manifest: Manifest, *, bump: bool = False) -> None:
         manifest.generation += 1
     write_manifest(root, manifest)
     collect_garbage(root, manifest)
+    after_commit(root, manifest)  # brings a Milvus collection in step (milvus backend only)
 
 
 def _remove_stale_builds(root: Path) -> None:
