@@ -19,7 +19,7 @@ LAYERS = [
     {"maps", "uncertainty", "train"},
     {"fusion", "tasks", "precomputed", "alignment", "projection"},
     {"docindex"},
-    {"studies", "cli"},
+    {"studies", "cli", "serve"},
 ]
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 

@@ -22,6 +22,7 @@ from keff.cli import (
     models_cmd,
     project_cmd,
     search_cmd,
+    serve_cmd,
 )
 from keff.errors import KeffError
 
@@ -62,6 +63,7 @@ app.add_typer(project_cmd.app, name="project")
 app.command("search")(search_cmd.search_command)
 app.add_typer(index_cmd.app, name="index")
 app.command("query")(index_cmd.query_command)
+app.command("serve")(serve_cmd.serve_command)
 
 #: Exit code of a failure on bad input (as click's usage errors).
 EXIT_BAD_INPUT = 2
