@@ -269,33 +269,17 @@ class RayEngine:
         raw = cached.encoder if cached is not None else encoder
         if not hasattr(raw, "batch_size") or not hasattr(raw, "prepare"):
             raise KeffError(f"the ray engine needs a keff encoder loaded by name, got {type(raw).__name__}")
-        prepared = raw.prepare(texts, "doc")
-        out = np.empty((len(texts), raw.dim), dtype=np.float32)
         if not texts:
-            return out
+            return np.empty((0, raw.dim), dtype=np.float32)
         if cached is None:  # no cache: one chunk of every text, as BaseEncoder.encode runs them
-            plan = plan_batches(prepared, texts, len(texts), raw.batch_size)
-            vecs = self._run(raw, plan, None)
-            out[:] = vecs
-            return out
-        first: dict[str, int] = {}
-        for i, t in enumerate(prepared):
-            first.setdefault(t, i)
-        unique = list(first)
-        before = cached.cache.corrupt
-        found = cached.cache.get_many(cached.fingerprint, unique, cached.dim)
-        cached.corrupt += cached.cache.corrupt - before
-        vec_of = {t: v for t, v in zip(unique, found) if v is not None}
-        missing = [t for t in unique if t not in vec_of]
-        cached.hits += len(vec_of)
-        cached.misses += len(missing)
-        if missing:
-            plan = plan_batches(missing, [texts[first[t]] for t in missing], cached.chunk_size, raw.batch_size)
-            vecs = self._run(raw, plan, cached)
-            vec_of.update(zip(missing, vecs))
-        for i, t in enumerate(prepared):
-            out[i] = vec_of[t]
-        return out
+            plan = plan_batches(raw.prepare(texts, "doc"), texts, len(texts), raw.batch_size)
+            return np.asarray(self._run(raw, plan, None), dtype=np.float32)
+
+        def on_ray(missing: list[str], originals: list[str]) -> dict[str, np.ndarray]:
+            plan = plan_batches(missing, originals, cached.chunk_size, raw.batch_size)
+            return dict(zip(missing, self._run(raw, plan, cached)))
+
+        return cached.encode_through(texts, "doc", on_ray)
 
     def _run(self, raw: Any, plan: Plan, cached: Any) -> np.ndarray:
         """Encode every batch of ``plan`` on Ray; returns vectors in ``plan.prepared`` order and

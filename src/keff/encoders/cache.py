@@ -50,7 +50,7 @@ import logging
 import os
 import re
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -526,6 +526,20 @@ class CachedEncoder:
         Progress covers the texts the model must encode (cached ones cost nothing); its ETA
         follows their estimated tokens.
         """
+        return self.encode_through(
+            texts, kind, lambda missing, originals: self._encode_missing(
+                missing, originals, kind, batch_size, show_progress)
+        )  # fmt: skip
+
+    def encode_through(
+        self,
+        texts: Sequence[str],
+        kind: Kind,
+        encode_missing: Callable[[list[str], list[str]], dict[str, np.ndarray]],
+    ) -> np.ndarray:
+        """:meth:`encode`'s cache lookup, with the texts the cache lacks encoded by
+        ``encode_missing(model_texts, original_texts) -> {model_text: vector}`` (which stores them);
+        returns float32 (n, dim), rows in input order. Another engine (e.g. Ray) plugs in here."""
         originals = check_texts(texts)
         prepared = self.prepare(originals, kind)
         out = np.empty((len(prepared), self.dim), dtype=np.float32)
@@ -541,9 +555,7 @@ class CachedEncoder:
         self.hits += len(vec_of)
         self.misses += len(missing)
         if missing:
-            vec_of.update(
-                self._encode_missing(missing, [originals[first[t]] for t in missing], kind, batch_size, show_progress)
-            )
+            vec_of.update(encode_missing(missing, [originals[first[t]] for t in missing]))
         for i, t in enumerate(prepared):
             out[i] = vec_of[t]
         return out
