@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from keff.data import grouped_kfold
-from keff.projection import ProjectionSetup, kfold_projection, summarise
+from keff.errors import DataError
+from keff.projection import ProjectionSetup, beir_setup, kfold_projection, summarise
 
 
 def unit(x):
@@ -58,3 +60,19 @@ def test_trained_maps_report_their_best_epoch_per_fold():
     epochs = out["contrastive"].extra["best_epoch"]
     assert len(epochs) == len(base.folds) and all(isinstance(e, int) and e >= 0 for e in epochs)
     assert "best_epoch" not in out["identity"].extra
+
+
+def test_beir_setup_never_fits_on_test_queries(shared_data):
+    s = beir_setup(shared_data / "beir" / "scifact", "hash", log=lambda *a: None)
+    ((train, test),) = s.folds
+    test_ids = [s.query_ids[i] for i in test]
+    assert set(test_ids) == set(s.qrels) and len(test_ids) == 300
+    assert all(q.startswith("train:") for q in (s.query_ids[i] for i in train))
+    assert not np.abs(s.A[test]).any()  # test rows carry no answer vector a fit could use
+    seen, unseen = s.slices.values()
+    assert sorted(seen + unseen) == sorted(test_ids)
+
+
+def test_beir_setup_needs_the_fit_split(shared_data):
+    with pytest.raises(DataError, match="dev"):
+        beir_setup(shared_data / "beir" / "scifact", "hash", fit_split="dev", log=lambda *a: None)

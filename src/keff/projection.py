@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from keff.arrays import l2_normalize
-from keff.data import QALayout, grouped_kfold, load_qa, qa_retrieval_task, sample_groups
+from keff.data import QALayout, grouped_kfold, load_beir, load_qa, qa_retrieval_task, sample_groups
+from keff.data.leakage import repeats
 from keff.encoders import get_encoder
-from keff.errors import KeffError
+from keff.errors import DataError, KeffError
 from keff.eval import QA_METRICS, evaluate_retrieval
 from keff.eval.significance import paired_bootstrap_ci, randomization_test
 from keff.maps import Map, ResidualMLP, make_map, map_params
@@ -87,6 +88,7 @@ class ProjectionSetup:
     slices: dict[str, list[str]] = field(default_factory=dict)  # name -> query ids, reported apart
     layout: dict[str, Any] = field(default_factory=dict)  # the Q/A layout the pairs were read with
     data_sha256: str = ""  # of the file the pairs were read from
+    query_texts: list[str] = field(default_factory=list)  # question of pair i (for leak checks)
 
 
 @dataclass
@@ -190,7 +192,8 @@ def qa_setup(
         else f"seeded sample of {sample_groups_n} groups ({len(rows)} pairs, seed {seed})"
     )
     return ProjectionSetup(Q, A, pool, task.query_ids, task.pool_ids, task.qrels, folds, groups, QA_METRICS, note,
-                           enc.fingerprint, layout=pairs.layout.describe(), data_sha256=pairs.sha256)  # fmt: skip
+                           enc.fingerprint, layout=pairs.layout.describe(), data_sha256=pairs.sha256,
+                           query_texts=list(task.query_texts))  # fmt: skip
 
 
 def summarise(outcomes: dict, metrics, seed: int, query_ids: Sequence[str] | None = None) -> list[dict]:
@@ -212,3 +215,61 @@ def summarise(outcomes: dict, metrics, seed: int, query_ids: Sequence[str] | Non
         row.update({k: float(np.mean(v)) for k, v in out.extra.items()})
         rows.append(row)
     return rows
+
+
+#: Metrics of a BEIR setup (ranked documents, graded judgements).
+BEIR_METRICS = ("ndcg@10", "mrr@10", "recall@100")
+#: Slices of a BEIR setup's test queries (see :func:`beir_setup`).
+SEEN_SLICE = "a relevant document is also cited by a fitted query"
+UNSEEN_SLICE = "only documents no fitted query cites"
+
+
+def beir_setup(
+    folder: str | Path, encoder: str, *, fit_split: str = "train", test_split: str = "test", log=print
+) -> ProjectionSetup:
+    """A BEIR folder as one fold: (query, relevant document) pairs of ``fit_split`` fit, the
+    ``test_split`` queries evaluate against the whole corpus.
+
+    A fitted query whose text repeats a test query word for word is dropped (SciFact's train split
+    repeats a few). A query judged against several documents is one group. The test queries are
+    also sliced by whether one of their relevant documents is cited by a fitted pair (a map can
+    learn where those documents sit) or not (transfer to documents it never saw).
+
+    Raises
+    ------
+    DataError
+        The folder lacks ``qrels/<fit_split>.tsv`` or ``qrels/<test_split>.tsv`` (via
+        :meth:`keff.data.BeirDataset.split_queries`), or the fit split has no positive pair.
+    """
+    ds = load_beir(folder)
+    fit_ids, _ = ds.split_queries(fit_split)
+    test_ids, test_texts = ds.split_queries(test_split)
+    enc = get_encoder(encoder)
+    log(f"encoding {Path(folder).name} with {encoder} (cached vectors are reused)")
+    docs = enc.encode(ds.doc_texts, kind="doc")
+    qvec = dict(zip(ds.query_ids, enc.encode(ds.query_texts, kind="query")))
+    row = ds.doc_index()
+    text = dict(zip(ds.query_ids, ds.query_texts))
+    dropped = {q for q, rep in zip(fit_ids, repeats([text[q] for q in fit_ids], test_texts)) if rep}
+    fit_qrels = ds.qrels[fit_split]
+    train = [(q, d) for q in fit_ids if q not in dropped for d, r in fit_qrels[q].items() if r > 0 and d in row]
+    if not train:
+        raise DataError(f"no positive (query, document) pair in qrels/{fit_split}.tsv to fit on", path=folder)
+    Q = np.vstack([np.stack([qvec[q] for q, _ in train]), np.stack([qvec[q] for q in test_ids])])
+    A = np.vstack([docs[[row[d] for _, d in train]], np.zeros((len(test_ids), docs.shape[1]), np.float32)])
+    ids = [f"{fit_split}:{i}" for i in range(len(train))] + test_ids
+    fold = (np.arange(len(train)), np.arange(len(train), len(ids)))
+    query_group = {q: i for i, q in enumerate(dict.fromkeys(q for q, _ in train))}
+    n_fit = len(query_group)
+    groups = np.array([query_group[q] for q, _ in train] + list(range(n_fit, n_fit + len(test_ids))))
+    fitted_docs = {d for _, d in train}
+    test_qrels = ds.qrels[test_split]
+    seen = [q for q in test_ids if any(r > 0 and d in fitted_docs for d, r in test_qrels[q].items())]
+    slices = {SEEN_SLICE: seen, UNSEEN_SLICE: sorted(set(test_ids) - set(seen))}
+    note = (
+        f"{len(train)} {fit_split} (query, document) pairs ({len(dropped)} queries identical to a {test_split} "
+        f"query dropped); {len(test_ids)} {test_split} queries against all {len(docs)} documents"
+    )
+    texts = [text[q] for q, _ in train] + list(test_texts)
+    return ProjectionSetup(Q, A, docs, ids, ds.doc_ids, test_qrels, [fold], groups, BEIR_METRICS, note,
+                           enc.fingerprint, slices, query_texts=texts)  # fmt: skip

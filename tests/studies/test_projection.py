@@ -6,7 +6,7 @@ import numpy as np
 
 from keff.data import grouped_kfold
 from keff.projection import ProjectionSetup
-from keff.studies.projection import ProjectionConfig, evaluate, plot, routed_throughput, scifact_setup
+from keff.studies.projection import ProjectionConfig, evaluate, plot, routed_throughput
 
 
 def synthetic(n=90, d=12):
@@ -41,14 +41,3 @@ def test_routed_throughput_is_measured_in_one_interleaved_run():
     out = routed_throughput(s, ProjectionConfig(throughput_batch=200, throughput_repeats=2))
     assert out["n_clusters"] == 124 and out["batch"] == 200 and out["dim"] == 16
     assert out["qps_centroid"] > 0 and out["qps_question"] > 0 and out["question_over_centroid_cost"] > 0
-
-
-def test_scifact_setup_never_fits_on_test_claims(shared_data):
-    s = scifact_setup(shared_data, "hash")
-    ((train, test),) = s.folds
-    test_ids = [s.query_ids[i] for i in test]
-    assert set(test_ids) == set(s.qrels) and len(test_ids) == 300
-    assert all(q.startswith("train:") for q in (s.query_ids[i] for i in train))
-    assert not np.abs(s.A[test]).any()  # test rows carry no answer vector a fit could use
-    seen, unseen = s.slices.values()
-    assert sorted(seen + unseen) == sorted(test_ids)

@@ -9,7 +9,7 @@ from keff.data._groups import key_components
 from keff.data.beir import BeirDataset, load_beir
 from keff.data.fetch import BEIR_BASE_URL, fetch_beir
 from keff.data.leakage import LeakReport, leak_check, split_parity
-from keff.data.qa import QAPairs, load_qa
+from keff.data.qa import QAPairs, load_qa, qa_field
 from keff.data.qa_layout import PRESETS as QA_PRESETS
 from keff.data.qa_layout import QALayout, parse_qa_layout
 from keff.data.qa_task import QARetrievalTask, qa_retrieval_task
@@ -33,6 +33,7 @@ __all__ = [
     "leak_check",
     "load_beir",
     "load_qa",
+    "qa_field",
     "load_wikitext",
     "parse_qa_layout",
     "qa_retrieval_task",

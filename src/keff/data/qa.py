@@ -229,3 +229,22 @@ def _key_of(obj: dict, key: tuple[str, ...], layout: QALayout, where: dict) -> s
     if len(values) == 1:
         return text_key(key[0], values[0])
     return text_key(key_name(key), json.dumps(values, ensure_ascii=False))
+
+
+def qa_field(path: str | Path, field_name: str) -> list[str]:
+    """The string value of ``field_name`` on every pair of a Q/A JSONL file, in file order (the
+    order of :func:`load_qa`'s pairs), e.g. MedQuAD's ``source`` as a domain per pair.
+
+    Raises
+    ------
+    DataError
+        A line without the field, or with a value that is not a non-empty string (file:line).
+    """
+    _, records = read_jsonl(path, what="Q/A file")
+    values = []
+    for number, obj in records:
+        value = obj.get(field_name)
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(f"field {field_name!r} must be a non-empty string, got {value!r}", path=path, line=number)
+        values.append(value)
+    return values

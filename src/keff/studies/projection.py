@@ -18,15 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from keff.atomic import atomic_path
-from keff.data import load_beir
-from keff.data.leakage import repeats
-from keff.encoders import get_encoder
 from keff.eval import compare_latency, run_metadata
 from keff.maps import make_map
 from keff.projection import (
     METHODS,
     STUDENT,
     ProjectionSetup,
+    beir_setup,
     kfold_projection,
     make_projection,
     n_parameters,
@@ -35,7 +33,6 @@ from keff.projection import (
 )
 from keff.studies.common import log
 
-BEIR_METRICS = ("ndcg@10", "mrr@10", "recall@100")
 #: Q/A presets and the shared data's file of each.
 QA_FILES = {"skills": "skills_qa.jsonl", "medquad": "medquad.jsonl"}
 
@@ -75,45 +72,10 @@ class ProjectionConfig:
         return plans[:1] if self.quick else plans
 
 
-def scifact_setup(data: Path, encoder: str) -> ProjectionSetup:
-    """SciFact as one fold: train pairs (claim, relevant abstract) fit, test claims evaluate."""
-    ds = load_beir(data / "beir" / "scifact")
-    enc = get_encoder(encoder)
-    log(f"encoding SciFact with {encoder} (cached vectors are reused)")
-    docs = enc.encode(ds.doc_texts, kind="doc")
-    qvec = dict(zip(ds.query_ids, enc.encode(ds.query_texts, kind="query")))
-    row = ds.doc_index()
-    test_ids, test_texts = ds.split_queries("test")
-    # SciFact's own train split repeats a few test claims word for word: never fit on those
-    text = dict(zip(ds.query_ids, ds.query_texts))
-    train_claims = list(ds.qrels["train"])
-    dropped = {q for q, rep in zip(train_claims, repeats([text[q] for q in train_claims], test_texts)) if rep}
-    train = [(q, d) for q in train_claims if q not in dropped for d, r in ds.qrels["train"][q].items() if r > 0]
-    Q = np.vstack([np.stack([qvec[q] for q, _ in train]), np.stack([qvec[q] for q in test_ids])])
-    A = np.vstack([docs[[row[d] for _, d in train]], np.zeros((len(test_ids), docs.shape[1]), np.float32)])
-    ids = [f"train:{i}" for i in range(len(train))] + test_ids
-    fold = (np.arange(len(train)), np.arange(len(train), len(ids)))
-    # a claim judged against several abstracts is one group (test rows get their own)
-    claim = {q: i for i, q in enumerate(dict.fromkeys(q for q, _ in train))}
-    groups = np.array([claim[q] for q, _ in train] + list(range(len(claim), len(claim) + len(test_ids))))
-    # train and test claims often cite the same abstracts: a map can learn where those sit, so
-    # the claims whose relevant abstracts no fitted pair cites are reported apart
-    fitted_docs = {d for _, d in train}
-    seen = [q for q in test_ids if any(r > 0 and d in fitted_docs for d, r in ds.qrels["test"][q].items())]
-    slices = {
-        "abstract also relevant to a train claim": seen,
-        "only abstracts no train claim cites": sorted(set(test_ids) - set(seen)),
-    }
-    note = (f"{len(train)} train (claim, abstract) pairs ({len(dropped)} claims identical to a test claim dropped); "
-            f"{len(test_ids)} test claims against all {len(docs)} abstracts")  # fmt: skip
-    return ProjectionSetup(Q, A, docs, ids, ds.doc_ids, ds.qrels["test"], [fold], groups, BEIR_METRICS, note,
-                           enc.fingerprint, slices)  # fmt: skip
-
-
 def setup_for(data: Path, dataset: str, encoder: str, groups: int | None, seed: int) -> ProjectionSetup:
     """The k-fold setup of one data set and encoder."""
     if dataset == "scifact":
-        return scifact_setup(data, encoder)
+        return beir_setup(data / "beir" / "scifact", encoder, log=log)
     return qa_setup(data / "qa" / QA_FILES[dataset], dataset, encoder, groups, seed, log=log)
 
 
