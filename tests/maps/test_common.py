@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import keff.adapters  # noqa: F401  (registers the query adapter, a map kind defined above keff.maps)
 from keff.errors import KeffError, NotFittedError
 from keff.maps import MAP_TYPES, MAPS, Map, chain, load_map, make_map, map_params
 
@@ -13,6 +14,7 @@ from keff.maps import MAP_TYPES, MAPS, Map, chain, load_map, make_map, map_param
 FAST = {
     "mlp": {"hidden": 16, "epochs": 3, "seed": 0},
     "contrastive": {"epochs": 2, "seed": 0},
+    "adapter": {"epochs": 2, "seed": 0, "hard_negatives": 4},
     "cluster-routed": {"n_clusters": 2, "seed": 0},
     "lowrank": {"rank": 4},
 }
@@ -22,7 +24,7 @@ FITTABLE = sorted(k for k in MAPS if k != "chain")  # a chain is built from fitt
 def needs(kind: str) -> None:
     if kind == "mlp":
         pytest.importorskip("torch", reason="the residual MLP trains with torch (keff[st])")
-    if kind == "contrastive":
+    if kind in ("contrastive", "adapter"):
         pytest.importorskip("torch", reason="the contrastive map trains with torch (keff[st])")
 
 
