@@ -306,3 +306,65 @@ def test_fusion_objective_is_the_index_own_ndcg(tmp_path, hash2, sample):
         single = Index.build(tmp_path / name, docs, [name])
         assert grid[weights] == pytest.approx(evaluate_index(single, train, latency_queries=0).metrics["ndcg@10"])
     assert grid[(0.5, 0.5)] == pytest.approx(evaluate_index(two, train, latency_queries=0).metrics["ndcg@10"])
+
+
+# -- adapters (keff.adapters) -------------------------------------------------------------------
+def _adapter_pairs(dim=64, n=160, seed=0):
+    rng = np.random.default_rng(seed)
+    Q = l2_normalize(rng.standard_normal((n, dim)).astype(np.float32))
+    A = l2_normalize(Q + 0.5 * rng.standard_normal((n, dim)).astype(np.float32))
+    return Q, A
+
+
+def _adapter(tmp_path, cls, name, encoder="hash"):
+    Q, A = _adapter_pairs()
+    a = cls(epochs=2, do_no_harm=False, hard_negatives=0).fit(Q, A, progress=False)
+    enc = get_encoder(encoder)
+    return a, a.save(tmp_path / f"{name}.sef", meta={"encoder": {"name": encoder, "fingerprint": enc.fingerprint}})
+
+
+def test_a_query_adapter_attaches_like_any_query_map(tmp_path):
+    from keff.adapters import QueryAdapter
+
+    ix = Index.build(tmp_path / "ix", read_documents(SAMPLE), ["hash"])
+    a, path = _adapter(tmp_path, QueryAdapter, "qa")
+    entry = ix.attach(path)
+    assert entry["kind"] == "query-map" and "QueryAdapter" in entry["summary"]
+    texts = ["squash commits"]
+    q = l2_normalize(a.transform(get_encoder("hash").encode(texts, kind="query")))
+    key = ix.encoder_keys[0]
+    top = [ix.documents.row_of[h.id] for h in Index.open(tmp_path / "ix").search(texts, k=3)[0]]
+    assert top == list(np.argsort(-(q[0] @ ix.vectors[key].T), kind="stable")[:3])
+
+
+def test_an_asymmetric_adapter_transforms_the_stored_vectors_once_and_detaches_cleanly(tmp_path):
+    from keff.adapters import AsymAdapter
+
+    ix = Index.build(tmp_path / "ix", read_documents(SAMPLE), ["hash"])
+    key = ix.encoder_keys[0]
+    plain = ix.vectors[key].copy()
+    a, path = _adapter(tmp_path, AsymAdapter, "asym")
+    entry = ix.attach(path)
+    assert entry["kind"] == "asym-adapter"
+    opened = Index.open(tmp_path / "ix")
+    np.testing.assert_allclose(opened.vectors[key], l2_normalize(a.transform_docs(plain)), atol=1e-6)
+    stored = np.load(tmp_path / "ix" / ix.manifest.encoders[key]["segments"][0]["path"])
+    np.testing.assert_array_equal(stored, plain)  # the file on disk is untouched: the index is not re-encoded
+    texts = ["proof yeast"]
+    q = l2_normalize(a.transform_queries(get_encoder("hash").encode(texts, kind="query")))
+    top = [opened.documents.row_of[h.id] for h in opened.search(texts, k=3)[0]]
+    assert top == list(np.argsort(-(q[0] @ opened.vectors[key].T), kind="stable")[:3])
+    with pytest.raises(KeffError, match="already has asymmetric adapter"):
+        opened.attach(path, name="again")
+    opened.detach("asym")
+    np.testing.assert_array_equal(Index.open(tmp_path / "ix").vectors[key], plain)
+
+
+def test_an_asymmetric_adapter_needs_the_exact_backend(tmp_path):
+    from keff.adapters import AsymAdapter
+
+    ix = Index.build(tmp_path / "ix", read_documents(SAMPLE), ["hash"], backend="flat")
+    _, path = _adapter(tmp_path, AsymAdapter, "asym")
+    with pytest.raises(KeffError, match="--backend exact"):
+        ix.attach(path)
+    assert not list((tmp_path / "ix" / "transforms").glob("*.sef"))  # nothing left behind

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from keff.arrays import as_matrix
+from keff.arrays import as_matrix, l2_normalize
 from keff.docindex.backends import KINDS, Searcher, backend_spec, build_ann, load_ann
 from keff.docindex.documents import Document, DocumentStore, check_documents, write_removed, write_segment
 from keff.docindex.engines import Engine, InProcessEngine, get_engine
@@ -144,10 +144,14 @@ class Index:
         self.milvus = None
         if manifest.backend.get("kind") == "milvus":
             self.milvus = MilvusCollection(root, manifest, self.documents)
+        #: The attached transforms, applied by :meth:`search` (:mod:`keff.docindex.transforms`).
+        self.transforms: Transforms = load_transforms(root, manifest, check=check)
         for key, spec in manifest.encoders.items():
             if not isinstance(spec, dict):
                 raise FormatError(f"{root / MANIFEST}: encoder {key!r} is not an object")
             self.vectors[key] = load_vectors(root, key, spec, rows, check=check)
+            if key in self.transforms.doc_heads:
+                self.vectors[key] = self._adapted(key, spec)
             ann = None
             if self.milvus is not None:
                 ann = self.milvus.field(key)
@@ -155,14 +159,22 @@ class Index:
                 ann = load_ann(root, spec["ann"], f"search structure of {key}", self.documents.n_rows,
                                int(spec["dim"]), check=check)  # fmt: skip
             self._searchers[key] = Searcher(self.vectors[key], self.documents.alive, manifest.backend, ann)
-        #: The attached transforms, applied by :meth:`search` (:mod:`keff.docindex.transforms`).
-        self.transforms: Transforms = load_transforms(root, manifest, check=check)
         #: The upgrade in progress (:mod:`keff.docindex.upgrade`), or None.
         self.upgrade = None
         if manifest.extra.get("upgrade") is not None:
             from keff.docindex.upgrade import Serving  # upgrade.py builds on this module
 
             self.upgrade = Serving(self, manifest.extra["upgrade"], check=check)
+
+    def _adapted(self, key: str, spec: dict) -> np.ndarray:
+        """The stored vectors of ``key`` through its asymmetric adapter's document head, normalised
+        (once per opening; :attr:`vectors` then holds what is searched)."""
+        if self.manifest.backend.get("kind") != "exact" or spec.get("ann") is not None:
+            raise KeffError(
+                f"index {self.root}: an asymmetric adapter on {key} needs the exact backend (this one is "
+                f"{self.manifest.backend.get('kind')}); detach it (keff index detach) or rebuild with --backend exact"
+            )
+        return l2_normalize(self.transforms.doc_heads[key](self.vectors[key])).astype(np.float32)
 
     # -- opening and building -------------------------------------------------------------
     @classmethod

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from keff.adapters import AsymAdapter  # importing keff.adapters registers the query adapter's map kind
 from keff.arrays import l2_normalize
 from keff.atomic import atomic_write_bytes, sha256_bytes, sha256_file
 from keff.docindex.manifest import FileEntry, Manifest, check_relative, verify
@@ -54,10 +55,11 @@ from keff.sef import load_sef, save_sef, shown
 MAP = "query-map"
 FUSION = "fusion-weights"
 SPECIALIST = "specialist"
+ASYM = "asym-adapter"
 #: Transform kinds as the manifest records them.
-KINDS = (MAP, FUSION, SPECIALIST)
+KINDS = (MAP, FUSION, SPECIALIST, ASYM)
 #: The SEF ``kind`` of each transform kind.
-SEF_KINDS = {"map": MAP, FUSION: FUSION, "specialist": SPECIALIST}
+SEF_KINDS = {"map": MAP, FUSION: FUSION, "specialist": SPECIALIST, ASYM: ASYM}
 FOLDER = "transforms"
 _NAME = re.compile(r"^[\w][\w.+-]{0,99}$")
 _MAX_ENCODERS = 64
@@ -282,8 +284,8 @@ def load_artifact(
     found = SEF_KINDS.get(meta.get("kind"))  # type: ignore[arg-type]
     if found is None:
         raise FormatError(
-            f"{path}: holds a {shown(meta.get('kind'))}, not a transform an index can apply (a map, fusion weights "
-            "or a specialist)"
+            f"{path}: holds a {shown(meta.get('kind'))}, not a transform an index can apply (a map, fusion weights, "
+            "a specialist or an asymmetric adapter)"
         )
     if kind is not None and found != kind:
         raise FormatError(f"{path}: holds a {found}, but the index recorded a {kind}")
@@ -296,6 +298,14 @@ def load_artifact(
         k = _check_map(m, meta, what, encoders, key)
         prov = meta.get("provenance") if isinstance(meta.get("provenance"), dict) else {}
         return Attached(name, found, [k], m, f"{type(m).__name__} on {k}", provenance=prov)
+    if found == ASYM:
+        adapter = AsymAdapter.load(path)[0]
+        prov = meta.get("provenance") if isinstance(meta.get("provenance"), dict) else {}
+        k = _encoder_for(map_encoder(meta, what)[1], map_encoder(meta, what)[0], what, encoders, key)
+        if adapter.n_features_in_ != int(encoders[k]["dim"]):
+            raise KeffError(f"{what} takes {adapter.n_features_in_}-d vectors, but index encoder {k} is "
+                            f"{encoders[k]['dim']}-d")  # fmt: skip
+        return Attached(name, found, [k], adapter, f"asymmetric adapter ({adapter.head}) on {k}", provenance=prov)
     if found == SPECIALIST:
         spec = Specialist.load(path)
         k = _check_specialist(spec, what, encoders, key)
@@ -323,7 +333,14 @@ class Transforms:
     def __init__(self, items: Sequence[Attached], keys: Sequence[str]) -> None:
         self.items = list(items)
         self.encoder_keys = list(keys)
-        self.maps = [(t.keys[0], t.obj) for t in self.items if t.kind == MAP]
+        #: (encoder key, query function) of every query map and adapter query head, in order.
+        self.maps = [
+            (t.keys[0], t.obj.transform_queries if t.kind == ASYM else t.obj.transform)
+            for t in self.items
+            if t.kind in (MAP, ASYM)
+        ]
+        #: Encoder key -> document head of an attached asymmetric adapter.
+        self.doc_heads = {t.keys[0]: t.obj.transform_docs for t in self.items if t.kind == ASYM}
         fusion = [t for t in self.items if t.kind == FUSION]
         self.fusion: dict[str, float] | None = None
         self.notes: list[str] = []
@@ -364,9 +381,9 @@ class Transforms:
     def apply_maps(self, queries: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The query maps applied, in order, each output L2-normalised."""
         out = dict(queries)
-        for key, m in self.maps:
+        for key, fn in self.maps:
             if key in out:
-                out[key] = l2_normalize(m.transform(out[key]))
+                out[key] = l2_normalize(fn(out[key]))
         return out
 
     def apply(self, queries: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
@@ -453,6 +470,10 @@ def load_transforms(root: Path, manifest: Manifest, *, check: bool = True) -> Tr
 def _conflict(manifest: Manifest, item: Attached, name: str) -> str | None:
     """Why ``item`` cannot join the manifest's transforms (None if it can)."""
     others = [t for t in manifest.transforms if t.get("name") != name]
+    if item.kind == ASYM:
+        same = [t for t in others if t.get("kind") == ASYM and t.get("encoders") == item.keys]
+        if same:
+            return f"encoder {item.keys[0]} already has asymmetric adapter {same[0]['name']!r}"
     weighting = [t for t in others if t.get("kind") in (FUSION, SPECIALIST)]
     if item.kind == FUSION and weighting:
         return f"the index already weights its encoders with {weighting[0]['kind']} {weighting[0]['name']!r}"
@@ -506,6 +527,12 @@ def stage_transform(
             raise KeffError(
                 f"the index already has a transform named {name!r}: choose another name (--name), detach it first, "
                 "or replace it (--overwrite)"
+            )
+        if item.kind == ASYM and manifest.backend.get("kind") != "exact":
+            raise KeffError(
+                f"cannot attach asymmetric adapter {name!r}: its document head transforms the stored document "
+                f"vectors, but this index searches a {manifest.backend.get('kind')} structure built on the plain "
+                "vectors; rebuild the index with --backend exact, or fit a query adapter (keff adapt fit --kind query)"
             )
         why = _conflict(manifest, item, name)
         if why:
