@@ -13,6 +13,7 @@ import sys
 import typer
 
 from keff.cli import (
+    adapt_cmd,
     align_cmd,
     cache_cmd,
     data_cmd,
@@ -60,6 +61,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(align_cmd.app, name="align")
 app.add_typer(project_cmd.app, name="project")
+app.add_typer(adapt_cmd.app, name="adapt")
 app.command("search")(search_cmd.search_command)
 app.add_typer(index_cmd.app, name="index")
 app.command("query")(index_cmd.query_command)
