@@ -326,3 +326,9 @@ def test_split_projection_objective_is_flagged_anticorrelated(objective):
         assert proj_check.status == "fail" and proj_check.value < -0.1
         assert float(pd.bias.detach().norm()) == pytest.approx(20, abs=0.1)  # InfoNCE never moved it
     # the single-space objective uses the raw space only, which is fine
+
+
+def test_norm_growth_under_a_scale_invariant_loss_warns_but_never_fails():
+    check = g.norm_growth(np.full(10, 5.0), np.ones(10), scale_invariant=True)
+    assert check.status == "warn" and "scale-invariant" in check.message
+    assert g.norm_growth(np.full(10, 5.0), np.ones(10)).status == "fail"

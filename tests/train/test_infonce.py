@@ -143,13 +143,15 @@ class Negated(torch.nn.Module):
         return {"w": self.w.detach().numpy().copy()}
 
 
-def test_exploding_norms_trip_norm_growth_in_the_first_epoch(pairs):
+def test_growing_norms_under_the_cosine_loss_are_flagged_in_the_first_epoch_but_not_fatal(pairs):
+    """The adapter loss normalises its outputs, so a growing scale cannot change what is learnt:
+    the guardrail warns from the first epoch (the log says so) and training goes on. The fatal
+    case, an unnormalised dot-product InfoNCE, is replayed in test_guardrails.py."""
     X, Y, g, fit, val = pairs
-    config = InfoNCEConfig(lr=0.5, epochs=5, batch_size=32)
-    with pytest.raises(G.GuardrailTripped, match="norm_growth") as err:
-        train_infonce(X, Y, g, fit, val, query_head=GrowingScale, config=config)
-    assert err.value.epoch == 1
-    assert "norm_growth" in [c.name for c in err.value.checks]
+    config = InfoNCEConfig(lr=0.5, epochs=3, batch_size=32, patience=3)
+    result = train_infonce(X, Y, g, fit, val, query_head=GrowingScale, config=config)
+    first = next(c for c in result.log[1]["checks"] if c["name"] == "norm_growth")
+    assert first["status"] == "warn" and "scale-invariant" in first["message"]
 
 
 def test_anticorrelated_head_trips_at_epoch_zero(pairs):

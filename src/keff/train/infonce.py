@@ -266,7 +266,7 @@ def train_infonce(
             adapted = l2_normalize(raw)
             cos_pos = (adapted * l2_normalize(pos)).sum(axis=1)
             out = [
-                G.norm_growth(np.linalg.norm(raw, axis=1), base["norms"]),
+                G.norm_growth(np.linalg.norm(raw, axis=1), base["norms"], scale_invariant=True),
                 G.positive_similarity_growth(cos_pos, base["pos"]),
                 G.effective_rank(adapted),
                 G.mean_pairwise_cosine(adapted),
