@@ -1,10 +1,20 @@
-"""Tests for keff.data.sequences: WikiText raw parsing."""
+"""Tests for keff.data.sequences: WikiText raw parsing, sentence units, document-disjoint splits."""
 
 from __future__ import annotations
 
 import pytest
 
-from keff.data.sequences import Article, detokenize, heading_level, load_wikitext
+from keff.data.sequences import (
+    Article,
+    Sequences,
+    detokenize,
+    heading_level,
+    load_wikitext,
+    sentence_sequences,
+    split_sentences,
+    split_sequences,
+    wikitext_sequences,
+)
 from keff.errors import DataError
 
 SAMPLE = """
@@ -73,3 +83,43 @@ def test_real_wikitext(shared_data):
     assert articles[0].title == "Robert Boulter"
     assert all(a.paragraphs for a in articles)
     assert not any(" @-@ " in p for a in articles for p in a.paragraphs)
+
+
+# -- ordered units for next-unit prediction ----------------------------------------------------
+def test_split_sentences_keeps_abbreviations_and_initials():
+    text = "We used e.g. mice (Fig. 2). Results were strong. J. Smith et al. found 3.5 times more. Why? Because."
+    assert split_sentences(text) == [
+        "We used e.g. mice (Fig. 2).",
+        "Results were strong.",
+        "J. Smith et al. found 3.5 times more.",
+        "Why?",
+        "Because.",
+    ]
+
+
+def test_sentence_sequences_drop_short_sentences_and_documents():
+    seq = sentence_sequences("toy", ["a", "b"], ["One two three. Four five six. Ok. Seven eight nine.", "Too short."])
+    assert seq.doc_ids == ["a"] and seq.units == [["One two three.", "Four five six.", "Seven eight nine."]]
+    texts, doc, pos = seq.flat()
+    assert doc == [0, 0, 0] and pos == [0, 1, 2] and texts[1] == "Four five six."
+    with pytest.raises(DataError, match="no document"):
+        sentence_sequences("toy", ["b"], ["Too short."])
+    with pytest.raises(DataError, match="repeat"):
+        Sequences("toy", "sentence", ["a", "a"], [["x"], ["y"]])
+
+
+def test_split_is_document_disjoint_and_reports_repeated_units():
+    units = [[f"unit {d}-{i}" for i in range(4)] for d in range(20)]
+    units[0][1] = units[19][2] = "the same boilerplate sentence"
+    seq = Sequences("toy", "sentence", [f"d{i}" for i in range(20)], units)
+    split = split_sequences(seq, val_frac=0.2, test_frac=0.2, seed=0)
+    parts = [set(split.train), set(split.val), set(split.test)]
+    assert sum(map(len, parts)) == 20 and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    across = (0 in parts[0]) != (19 in parts[0])
+    assert split.repeated == (frozenset({"the same boilerplate sentence"}) if across else frozenset())
+
+
+def test_wikitext_sequences(shared_data):
+    seq = wikitext_sequences(shared_data / "sequences" / "wikitext_test.raw")
+    assert seq.unit == "paragraph" and len(seq.doc_ids) > 50 and seq.n_units > 2000
+    assert all(len(u) >= 3 for u in seq.units)

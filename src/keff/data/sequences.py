@@ -12,7 +12,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from keff.data._io import read_lines
+from keff.data.leakage import normalize_text
+from keff.data.splits import grouped_split
 from keff.errors import DataError
 
 _HEADING = re.compile(r"^((?:= )+)(.*?)((?: =)+)$")
@@ -86,3 +90,167 @@ def load_wikitext(path: str | Path) -> list[Article]:
     if not kept:
         raise DataError("no article with paragraphs found", path=path)
     return kept
+
+
+# -- ordered units of documents, for next-unit prediction -----------------------------------------
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+#: Tokens ending in "." that do not end a sentence (lower-cased, without the dot).
+_ABBREVIATIONS = frozenset(
+    "e.g i.e et al fig figs vs cf approx no nos dr mr mrs ms prof st ca resp ref refs eq eqs vol pp".split()
+)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text`` in order: a break after ``.``, ``!`` or ``?`` followed by white space
+    and a capital letter, digit or opening quote/bracket, except after common abbreviations
+    (``e.g.``, ``et al.``, ``Fig.``, ...) and single capital initials ("J. Smith")."""
+    parts = _SENTENCE_END.split(text.strip())
+    out: list[str] = []
+    for part in parts:
+        part = part.strip()
+        if not part:
+            continue
+        if out:
+            last = out[-1].rsplit(None, 1)[-1].strip("([{\"'").rstrip(".").lower()
+            if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
+                out[-1] = f"{out[-1]} {part}"
+                continue
+        out.append(part)
+    return out
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Documents as ordered units (paragraphs or sentences).
+
+    Attributes
+    ----------
+    name : str
+        The data set (``wikitext``, ``scifact``, ``medquad``).
+    unit : str
+        ``paragraph`` or ``sentence``.
+    doc_ids : list of str
+        One id per document.
+    units : list of list of str
+        Each document's units, in reading order.
+    """
+
+    name: str
+    unit: str
+    doc_ids: list[str]
+    units: list[list[str]]
+
+    def __post_init__(self) -> None:
+        if len(self.doc_ids) != len(self.units):
+            raise DataError(f"{self.name}: {len(self.doc_ids)} document ids for {len(self.units)} documents")
+        if len(set(self.doc_ids)) != len(self.doc_ids):
+            raise DataError(f"{self.name}: document ids repeat")
+
+    @property
+    def n_units(self) -> int:
+        return sum(len(u) for u in self.units)
+
+    def flat(self) -> tuple[list[str], list[int], list[int]]:
+        """(every unit's text, its document index, its position in the document), documents in order."""
+        texts, doc, pos = [], [], []
+        for d, units in enumerate(self.units):
+            texts += units
+            doc += [d] * len(units)
+            pos += list(range(len(units)))
+        return texts, doc, pos
+
+
+def _kept(name: str, unit: str, docs: list[tuple[str, list[str]]], min_units: int) -> Sequences:
+    if min_units < 2:
+        raise DataError(f"min_units must be >= 2 (a context and a next unit), got {min_units}")
+    kept = [(d, u) for d, u in docs if len(u) >= min_units]
+    if not kept:
+        raise DataError(f"{name}: no document has {min_units} or more {unit}s")
+    return Sequences(name, unit, [d for d, _ in kept], [u for _, u in kept])
+
+
+def wikitext_sequences(path: str | Path, *, min_units: int = 3) -> Sequences:
+    """WikiText articles as ordered paragraphs (articles with fewer than ``min_units`` dropped;
+    titles repeated in a file get a ``#n`` suffix)."""
+    seen: dict[str, int] = {}
+    docs = []
+    for article in load_wikitext(path):
+        seen[article.title] = seen.get(article.title, 0) + 1
+        doc_id = article.title if seen[article.title] == 1 else f"{article.title}#{seen[article.title]}"
+        docs.append((doc_id, list(article.paragraphs)))
+    return _kept("wikitext", "paragraph", docs, min_units)
+
+
+def sentence_sequences(
+    name: str, doc_ids: list[str], texts: list[str], *, min_units: int = 3, min_words: int = 3
+) -> Sequences:
+    """Documents split into sentences (:func:`split_sentences`); sentences of fewer than
+    ``min_words`` words are dropped, as are documents left with fewer than ``min_units``."""
+    docs = []
+    for doc_id, text in zip(doc_ids, texts, strict=True):
+        docs.append((doc_id, [s for s in split_sentences(text) if len(s.split()) >= min_words]))
+    return _kept(name, "sentence", docs, min_units)
+
+
+@dataclass(frozen=True)
+class SequenceSplit:
+    """Document-disjoint parts of a :class:`Sequences` and what the leak check found.
+
+    Attributes
+    ----------
+    train, val, test : ndarray of int
+        Document indices of each part (no document in two parts).
+    repeated : frozenset of str
+        Normalised unit texts found in the training documents and in a validation or test
+        document: windows whose context or target is one of them are leaks (an evaluation drops
+        them and says how many).
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    repeated: frozenset[str]
+
+
+def split_sequences(seq: Sequences, *, val_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0) -> SequenceSplit:
+    """Seeded document-disjoint split, with the units repeated across the training/held-out line."""
+    split = grouped_split(len(seq.doc_ids), val_frac=val_frac, test_frac=test_frac, seed=seed)
+    train_texts = {normalize_text(u) for d in split.train for u in seq.units[d]}
+    held = {normalize_text(u) for d in np.concatenate([split.val, split.test]) for u in seq.units[d]}
+    return SequenceSplit(split.train, split.val, split.test, frozenset(train_texts & held))
+
+
+def load_sequences(path: str | Path, *, min_units: int = 3) -> Sequences:
+    """Documents as ordered units from ``path``:
+
+    - a WikiText raw file (``.raw``/``.tokens``): articles as paragraphs;
+    - a BEIR folder (``corpus.jsonl``): each document's title-less text as sentences;
+    - a JSONL file of documents (``{"id": ..., "text": ...}`` per line): each text as sentences.
+
+    Raises
+    ------
+    DataError
+        A missing path, a JSONL line without a string ``id`` or ``text`` (file:line), or no
+        document with ``min_units`` units.
+    """
+    from keff.data._io import read_jsonl
+
+    path = Path(path)
+    if path.is_dir():
+        from keff.data.beir import load_beir
+
+        ds = load_beir(path, splits=[])
+        return sentence_sequences(path.name, list(ds.doc_ids), list(ds.doc_texts), min_units=min_units)
+    if not path.is_file():
+        raise DataError("not found: give a WikiText .raw file, a BEIR folder or a JSONL file of documents", path=path)
+    if path.suffix in (".raw", ".tokens"):
+        return wikitext_sequences(path, min_units=min_units)
+    _, records = read_jsonl(path, what="JSONL file of documents")
+    ids, texts = [], []
+    for number, obj in records:
+        doc_id, text = obj.get("id"), obj.get("text")
+        if not isinstance(doc_id, str) or not isinstance(text, str):
+            raise DataError("each line needs a string 'id' and a string 'text'", path=path, line=number)
+        ids.append(doc_id)
+        texts.append(text)
+    return sentence_sequences(path.stem, ids, texts, min_units=min_units)
