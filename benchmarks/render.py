@@ -1020,12 +1020,62 @@ def render_adapters(res: dict) -> str:
     return "\n".join(out)
 
 
+def render_predict(res: dict) -> str:
+    meta = res["meta"]
+    out = [
+        "## Next-vector prediction on held-out documents",
+        "",
+        "Produced by `OPENBLAS_NUM_THREADS=1 python benchmarks/predict.py` "
+        f"(seed {meta['seed']}, {meta.get('timestamp_utc', '')}). Documents split train/val/test (seeded, disjoint); "
+        f"windows of k = {res['k']} context units; a window whose context or next unit repeats a unit text from the "
+        "other side of the split is dropped. Every model predicts the next unit's vector of the test windows; the "
+        "prediction ranks every unit of the test documents except the window's own context (`hit@k`, `mrr`) and the "
+        "units of its own document (`doc_mrr`); `margin_prev` is cos(prediction, next) - cos(previous unit, next). "
+        "Differences are paired against the strongest baseline by hit@5 (bootstrap 95% CI, randomisation p). "
+        "Ridge's alpha and kNN's neighbours were chosen on the validation documents; the trained models hold out "
+        "documents of their own training split for early stopping.",
+        "",
+    ]
+    for r in res["results"]:
+        best = r["best_baseline"]
+        out += [f"### {r['dataset']} ({r['unit']}s) / {r['encoder']}", "",
+                f"{r['documents']['train']}/{r['documents']['val']}/{r['documents']['test']} documents "
+                f"(train/val/test), {r['windows']['train']:,}/{r['windows']['val']:,}/{r['windows']['test']:,} windows; "
+                f"pool of {r['pool_units']:,} test units; {r['repeated_units']} unit texts repeat across the split "
+                f"({r['dropped_leaky_windows']['test']} test windows dropped). Strongest baseline: {best}.", "",
+                "| model | cosine | hit@1 | hit@5 | hit@10 | mrr | doc_mrr | margin_prev | hit@5 vs " + best + " | p |",
+                "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for name, row in r["rows"].items():
+            d = row["hit@5"]
+            cells = " | ".join(f"{row[m]['mean']:.4f}" for m in ("cosine", "hit@1", "hit@5", "hit@10", "mrr", "doc_mrr",
+                                                                 "margin_prev"))  # fmt: skip
+            out.append(f"| {name} | {cells} | {d['diff']:+.4f} [{d['diff_ci'][0]:+.4f}, {d['diff_ci'][1]:+.4f}] | "
+                       f"{d['p']:.2g} |")  # fmt: skip
+        out += ["", "Order gates (cosine of the prediction to the units at each offset from the next unit; hit@5 with "
+                "the context shuffled, reversed, and for the unit after next by a two-step rollout) and cost:", "",
+                "| model | +1 | +2 | -1 | -2 | +1 highest | hit@5 | shuffled | reversed | shuffled drop | rollout "
+                "step 2 | parameters | p50 / p95 us (batch 1) |", "|" + "---|" * 13]  # fmt: skip
+        for name, g in r["gates"].items():
+            o = g["offsets"]
+            lat = g["latency_us"]
+            drop = "-" if g["shuffled_relative_drop"] is None else f"{g['shuffled_relative_drop']:.1%}"
+            out.append(f"| {name} | {o['+1']:.4f} | {o['+2']:.4f} | {o['-1']:.4f} | "
+                       f"{'-' if o['-2'] is None else format(o['-2'], '.4f')} | {'yes' if g['order_ok'] else 'no'} | "
+                       f"{g['hit@5']:.4f} | {g['shuffled_hit@5']:.4f} | {g['reversed_hit@5']:.4f} | {drop} | "
+                       f"{g['rollout_hit@5_step2']:.4f} | {g['parameters']:,} | {lat['p50_us']:.0f} / "
+                       f"{lat['p95_us']:.0f} |")  # fmt: skip
+        out.append("")
+    out += [f"![next-vector prediction](benchmarks/results/{res['plot']})", ""]
+    return "\n".join(out)
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "baselines": render_baselines,
     "upgrade": render_upgrade,
     "fusion": render_fusion,
     "projection": render_projection,
     "adapters": render_adapters,
+    "predict": render_predict,
     "index": render_index,
     "index_scale": render_index_scale,
     "index_upgrade": render_index_upgrade,
@@ -1039,6 +1089,7 @@ ORDER = [
     "fusion",
     "projection",
     "adapters",
+    "predict",
     "index",
     "index_scale",
     "index_upgrade",

@@ -17,7 +17,7 @@ LAYERS = [
     {"arrays", "archive", "sef", "index", "estimator"},
     {"data", "encoders", "eval"},
     {"maps", "uncertainty", "train"},
-    {"fusion", "tasks", "precomputed", "alignment", "projection", "adapters"},
+    {"fusion", "tasks", "precomputed", "alignment", "projection", "adapters", "predict"},
     {"docindex"},
     {"studies", "cli", "serve"},
 ]

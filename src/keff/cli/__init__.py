@@ -21,6 +21,7 @@ from keff.cli import (
     eval_cmd,
     index_cmd,
     models_cmd,
+    predict_cmd,
     project_cmd,
     search_cmd,
     serve_cmd,
@@ -62,6 +63,7 @@ app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(align_cmd.app, name="align")
 app.add_typer(project_cmd.app, name="project")
 app.add_typer(adapt_cmd.app, name="adapt")
+app.add_typer(predict_cmd.app, name="predict")
 app.command("search")(search_cmd.search_command)
 app.add_typer(index_cmd.app, name="index")
 app.command("query")(index_cmd.query_command)

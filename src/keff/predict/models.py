@@ -1,0 +1,256 @@
+"""Trained next-vector predictors: torch for training, numpy at inference, SEF artifacts.
+
+:class:`SequencePredictor` (registered as ``"trained"``) trains one of the modules of
+:mod:`keff.predict.modules` (``gru``, ``mixture``, ``attention``) on (context, next unit)
+windows, with
+
+- ``loss="infonce"``: InfoNCE on unit-normalised outputs in the target space (no separate
+  projection space): each window's next unit against the other windows' next units of the batch
+  and every window's previous unit (the copy a lazy model would make), temperature bounded;
+- ``loss="cosine"``: cosine regression to the next unit;
+
+early stopping on the validation MRR (whole documents held out, their windows' next units as the
+pool, so copying an input ranks that input's own successor-to-be, not the target), and the
+training guardrails (norm growth, collapse, anti-correlation, loss/metric divergence) every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from keff.arrays import l2_normalize
+from keff.data.splits import grouped_split
+from keff.errors import KeffError, require
+from keff.estimator import COUNT, NON_NEGATIVE, ArraySpec, is_finite_number
+from keff.predict.baselines import Predictor, check_contexts, register_predictor
+from keff.sef import shown
+from keff.train import guardrails as G
+
+KINDS = ("gru", "mixture", "attention")
+LOSSES = ("infonce", "cosine")
+
+_SPECS = {
+    "gru": {"W_in": ("d", "hidden"), "b_in": ("hidden",), "W_ih": ("hidden", "h3"), "W_hh": ("hidden", "h3"),
+            "b_ih": ("h3",), "b_hh": ("h3",), "W_out": ("hidden", "d"), "b_out": ("d",)},
+    "mixture": {"W1": ("d", "hidden"), "b1": ("hidden",), "w2": ("hidden",), "b2": (1,), "pos": ("k",)},
+    "attention": {"Wq": ("d", "hidden"), "bq": ("hidden",), "Wk": ("d", "hidden"), "bk": ("hidden",),
+                  "Wv": ("d", "d"), "bv": ("d",)},
+}  # fmt: skip
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@register_predictor("trained")
+class SequencePredictor(Predictor):
+    """A small trained model over the k context units (see the module docstring).
+
+    Parameters
+    ----------
+    kind : {"gru", "mixture", "attention"}
+    hidden : int
+        Width of the GRU state / scorer / attention keys.
+    loss : {"infonce", "cosine"}
+    temperature : float
+        InfoNCE temperature (learnt within [0.02, 0.2]).
+    lr, epochs, patience, batch_size, val_frac, seed
+        Training settings; ``val_frac`` of the documents (by ``groups`` in ``fit``) validate.
+    """
+
+    _scalars = {**Predictor._scalars, "best_epoch_": COUNT, "train_seconds_": NON_NEGATIVE}
+
+    def __init__(
+        self,
+        kind: str = "gru",
+        hidden: int = 256,
+        loss: str = "infonce",
+        temperature: float = 0.05,
+        lr: float = 1e-3,
+        epochs: int = 40,
+        patience: int = 5,
+        batch_size: int = 256,
+        val_frac: float = 0.15,
+        seed: int = 0,
+    ) -> None:
+        self.kind = kind
+        self.hidden = hidden
+        self.loss = loss
+        self.temperature = temperature
+        self.lr = lr
+        self.epochs = epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.val_frac = val_frac
+        self.seed = seed
+
+    def _check_params(self) -> None:
+        if self.kind not in KINDS:
+            raise KeffError(f"kind must be one of {', '.join(KINDS)}; got {shown(self.kind)}")
+        if self.loss not in LOSSES:
+            raise KeffError(f"loss must be one of {', '.join(LOSSES)}; got {shown(self.loss)}")
+        for name in ("hidden", "epochs", "patience", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise KeffError(f"{name} must be a positive int, got {shown(v)}")
+        if not (is_finite_number(self.val_frac) and 0 < self.val_frac < 1):
+            raise KeffError(f"val_frac must be in (0, 1), got {shown(self.val_frac)}")
+        if not (is_finite_number(self.temperature) and 0.02 <= self.temperature <= 0.2):
+            raise KeffError(f"temperature must be in [0.02, 0.2], got {shown(self.temperature)}")
+
+    # -- state ------------------------------------------------------------------------------
+    def _state_specs(self) -> dict[str, ArraySpec]:
+        return {f"{name}_": ArraySpec(shape) for name, shape in _SPECS[self.kind].items()}
+
+    def _shape_symbols(self, specs: Any) -> dict[str, int]:
+        return {**super()._shape_symbols(specs), "d": self.n_features_in_, "k": self.context_length_,
+                "h3": 3 * self.hidden}  # fmt: skip
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {name[:-1]: getattr(self, name) for name in self._state_specs()}
+
+    # -- training ---------------------------------------------------------------------------
+    def fit(self, contexts: Any, targets: Any, groups: Any = None, *, progress: bool | None = None) -> Predictor:
+        """Train on windows; ``groups`` (n,) names each window's document (validation holds out
+        whole documents; default: every window its own)."""
+        C, T = check_contexts(contexts, targets)
+        self._check_params()
+        g = np.arange(len(C)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+        if g.shape != (len(C),):
+            raise KeffError(f"groups must name one document per window ({len(C)}); got shape {g.shape}")
+        split = grouped_split(g, val_frac=self.val_frac, test_frac=0.0, seed=self.seed)
+        if len(split.val) < 2 or len(split.train) < 2:
+            raise KeffError(f"cannot hold out {self.val_frac:.0%} of {len(C)} windows by document for validation")
+        self.n_features_in_, self.context_length_ = int(C.shape[2]), int(C.shape[1])
+        t0 = time.perf_counter()
+        arrays, self.best_epoch_, self.history_, self.guardrail_log_ = self._train(
+            C, T, split.train, split.val, progress
+        )
+        for name, arr in arrays.items():
+            setattr(self, f"{name}_", arr)
+        self.train_seconds_ = time.perf_counter() - t0
+        return self
+
+    def _module(self, torch: Any) -> Any:
+        from keff.predict import modules
+
+        d, h, k = self.n_features_in_, self.hidden, self.context_length_
+        return {"gru": lambda: modules.GRUNet(d, h), "mixture": lambda: modules.MixtureNet(d, h, k),
+                "attention": lambda: modules.AttentionNet(d, h)}[self.kind]()  # fmt: skip
+
+    def _train(self, C, T, fit_rows, val_rows, progress):
+        torch = require("torch", "st")
+        F = torch.nn.functional
+        from keff.progress import progress_bar
+
+        Ct, Tt = torch.from_numpy(C), torch.from_numpy(T)
+        val_c, val_t = Ct[torch.from_numpy(val_rows)], F.normalize(Tt[torch.from_numpy(val_rows)], dim=1)
+        monitor = G.GuardrailMonitor()
+
+        def val_state(model):
+            with torch.no_grad():
+                out = model(val_c)
+                s = F.normalize(out, dim=1) @ val_t.T
+                rank = (s > s.diagonal()[:, None]).sum(dim=1) + 1
+                return float((1.0 / rank.double()).mean()), out.numpy()
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model = self._module(torch)
+            log_tau = torch.nn.Parameter(torch.tensor(math.log(self.temperature)))
+            opt = torch.optim.AdamW([*model.parameters(), log_tau], lr=self.lr, weight_decay=0.0)
+            mrr0, out0 = val_state(model)
+            base = {
+                "norms": np.linalg.norm(out0, axis=1),
+                "cos": float((l2_normalize(out0) * val_t.numpy()).sum(1).mean()),
+            }
+            history, losses, metrics = [{"epoch": 0, "val_mrr": mrr0}], [math.nan], [mrr0]
+            best = (mrr0, 0, model.arrays())
+            monitor.record(0, self._checks(out0, val_t.numpy(), base, losses, metrics))
+            rng, stale = np.random.default_rng(self.seed), 0
+            with progress_bar("training predictor", self.epochs, enabled=progress) as bar:
+                for epoch in range(1, self.epochs + 1):
+                    order, total = fit_rows[rng.permutation(len(fit_rows))], 0.0
+                    for lo in range(0, len(order), self.batch_size):
+                        rows = torch.from_numpy(order[lo : lo + self.batch_size])
+                        c, t = Ct[rows], Tt[rows]
+                        pred = F.normalize(model(c), dim=1)
+                        if self.loss == "cosine":
+                            loss = 1 - (pred * F.normalize(t, dim=1)).sum(dim=1).mean()
+                        else:
+                            cands = F.normalize(torch.cat([t, c[:, -1]]), dim=1)
+                            tau = log_tau.clamp(math.log(0.02), math.log(0.2)).exp()
+                            loss = F.cross_entropy(pred @ cands.T / tau, torch.arange(len(rows)))
+                        if not torch.isfinite(loss):
+                            raise G.TrainingDiverged(f"the predictor's loss became {float(loss)} at epoch {epoch}")
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        opt.step()
+                        total += float(loss.detach()) * len(rows)
+                    mrr, out = val_state(model)
+                    losses.append(total / len(fit_rows))
+                    metrics.append(mrr)
+                    history.append({"epoch": epoch, "train_loss": losses[-1], "val_mrr": mrr})
+                    bar.advance(1)
+                    try:
+                        monitor.record(epoch, self._checks(out, val_t.numpy(), base, losses, metrics))
+                    except G.GuardrailTripped as exc:
+                        if any(c.name != "divergence" for c in exc.checks):
+                            raise
+                        break
+                    if mrr > best[0]:
+                        best, stale = (mrr, epoch, model.arrays()), 0
+                    else:
+                        stale += 1
+                        if stale >= self.patience:
+                            break
+        return best[2], best[1], history, monitor.log
+
+    def _checks(self, out, targets, base, losses, metrics) -> list[G.Check]:
+        adapted = l2_normalize(out)
+        return [
+            G.norm_growth(np.linalg.norm(out, axis=1), base["norms"], scale_invariant=True),
+            G.effective_rank(adapted[:2000]),
+            G.mean_pairwise_cosine(adapted[:2000]),
+            G.anticorrelation(
+                adapted,
+                targets,
+                space="target",
+                warn_below=min(0.1, base["cos"]),
+                fail_below=min(0.0, base["cos"]) - 0.05,
+            ),  # fmt: skip
+            G.divergence(losses, metrics, patience=self.patience),
+        ]
+
+    # -- inference --------------------------------------------------------------------------
+    def _predict(self, C: np.ndarray) -> np.ndarray:
+        if C.shape[1] != self.context_length_:
+            raise KeffError(f"this predictor was fitted on contexts of {self.context_length_} units; got {C.shape[1]}")
+        a = self._arrays()
+        if self.kind == "gru":
+            x = C @ a["W_in"] + a["b_in"]
+            h = np.zeros((len(C), self.hidden), np.float32)
+            H = self.hidden
+            for t in range(C.shape[1]):
+                gi, gh = x[:, t] @ a["W_ih"] + a["b_ih"], h @ a["W_hh"] + a["b_hh"]
+                r = _sigmoid(gi[:, :H] + gh[:, :H])
+                z = _sigmoid(gi[:, H : 2 * H] + gh[:, H : 2 * H])
+                n = np.tanh(gi[:, 2 * H :] + r * gh[:, 2 * H :])
+                h = (1 - z) * n + z * h
+            return C[:, -1] + h @ a["W_out"] + a["b_out"]
+        if self.kind == "mixture":
+            s = np.tanh(C @ a["W1"] + a["b1"]) @ a["w2"] + a["b2"][0] + a["pos"]
+            return np.einsum("nk,nkd->nd", _softmax(s, 1), C)
+        q = C[:, -1] @ a["Wq"] + a["bq"]
+        keys = C @ a["Wk"] + a["bk"]
+        att = _softmax(np.einsum("nh,nkh->nk", q, keys) / np.sqrt(q.shape[1]), 1)
+        return C[:, -1] + np.einsum("nk,nkd->nd", att, C @ a["Wv"] + a["bv"])
