@@ -35,6 +35,7 @@ class QueryAdapter(AdapterTraining, Map):
     def _store(self, result: InfoNCEResult, dim: int) -> None:
         for name, arr in result.query_arrays.items():
             setattr(self, f"{name}_", arr)
+        self._head = None
         self.source_dim_ = self.target_dim_ = dim
 
     def _state_specs(self) -> dict[str, ArraySpec]:
@@ -44,11 +45,15 @@ class QueryAdapter(AdapterTraining, Map):
         return {**super()._shape_symbols(specs), "d": self.source_dim_}
 
     def _after_restore(self) -> None:
+        self._head = None
         if self.source_dim_ != self.target_dim_:
             raise FormatError(f"an adapter maps a width to itself; got {self.source_dim_} -> {self.target_dim_}")
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {name[:-1]: getattr(self, name) for name in head_specs(self.head)}
+        """The head's arrays by name, built once per fit or load (a single query pays for it otherwise)."""
+        if getattr(self, "_head", None) is None:
+            self._head = {name[:-1]: getattr(self, name) for name in head_specs(self.head)}
+        return self._head
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         return apply_head(self.head, self._arrays(), X)

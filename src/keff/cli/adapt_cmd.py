@@ -28,9 +28,10 @@ HARD_NEGATIVES = typer.Option(
     16, min=0, help="Hard negatives per question mined from the frozen vectors (0: in-batch only)."
 )
 VALIDATION = typer.Option(
-    "groups",
+    "auto",
     help="Hold out whole relevance groups for early stopping and the do-no-harm rule, or whole domains "
-    "(--domain-field): the check that a new source is not hurt.",
+    "(--domain-field): the check that a new source is not hurt. auto: domains when --domain-field is given "
+    "(on MedQuAD left-one-source-out it kept every source at or above the frozen encoder), else groups.",
 )
 DOMAIN_FIELD = typer.Option(None, help="Q/A field naming each pair's domain (e.g. MedQuAD's 'source').")
 EPOCHS = typer.Option(30, min=1, help="Most epochs (early stopping on validation MRR, patience 5).")
@@ -105,7 +106,8 @@ def fit_command(
 
     _check_choice(kind, tuple(KINDS), "--kind")
     _check_choice(head, HEAD_KINDS, "--head")
-    _check_choice(validation, VALIDATIONS, "--validation")
+    _check_choice(validation, ("auto", *VALIDATIONS), "--validation")
+    validation = ("domains" if domain_field else "groups") if validation == "auto" else validation
     if validation == "domains" and domain_field is None:
         raise typer.BadParameter("--validation domains needs --domain-field", param_hint="--validation")
     log_path = log_path or out_path.with_name(out_path.name + ".guardrails.jsonl")
@@ -231,7 +233,8 @@ def eval_command(
     for k in names:
         _check_choice(k, tuple(KINDS), "--kinds")
     _check_choice(head, HEAD_KINDS, "--head")
-    _check_choice(validation, VALIDATIONS, "--validation")
+    _check_choice(validation, ("auto", *VALIDATIONS), "--validation")
+    validation = ("domains" if domain_field else "groups") if validation == "auto" else validation
     _check_choice(protocol, ("auto", "kfold", "split", "domains"), "--protocol")
     needs_domains = protocol == "domains" or validation == "domains"
     if needs_domains and domain_field is None:
