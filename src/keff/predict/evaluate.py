@@ -21,6 +21,7 @@ from keff.predict.baselines import ContextMean, CopyLast, KNNTransition, Recency
 from keff.predict.models import SequencePredictor
 from keff.predict.protocol import METRICS, score_predictions
 from keff.predict.windows import make_windows
+from keff.train.guardrails import GuardrailTripped
 
 #: The metric the strongest baseline is chosen by and the gates report.
 HEAD = "hit@5"
@@ -109,10 +110,17 @@ def evaluate_sequences(
     fit_all = make_windows(V, doc, pos, k, np.concatenate([split.train, split.val]))
     keep = ~(leaky[fit_all.target_rows] | leaky[fit_all.context_rows].any(axis=1))
     fit_all = fit_all.subset(np.flatnonzero(keep))
+    stopped: dict[str, str] = {}
     for name, params in models_wanted.items():
         log(f"  training {name}")
-        models[name] = SequencePredictor(**params, seed=seed).fit(fit_all.contexts, fit_all.targets, fit_all.doc,
-                                                                         progress=False)  # fmt: skip
+        try:
+            models[name] = SequencePredictor(**params, seed=seed).fit(
+                fit_all.contexts, fit_all.targets, fit_all.doc, progress=False
+            )
+        except GuardrailTripped as exc:  # a failed run is a result: reported, not scored
+            stopped[name] = str(exc)
+            log(f"  {name}: {exc}")
+    trained = [n for n in models_wanted if n not in stopped]
 
     def score(m, contexts=None):
         return score_predictions(m.predict(test.contexts if contexts is None else contexts), test, V, doc, split.test)
@@ -123,7 +131,7 @@ def evaluate_sequences(
     rng = np.random.default_rng(seed)
     gates = {}
     after = np.array([r + 1 if r + 1 < len(doc) and doc[r + 1] == doc[r] else -1 for r in test.target_rows])
-    for name in [*models_wanted, best_baseline]:
+    for name in [*trained, best_baseline]:
         m = models[name]
         P = l2_normalize(m.predict(test.contexts))
         U = l2_normalize(V)
@@ -173,6 +181,7 @@ def evaluate_sequences(
         "best_baseline": best_baseline,
         "rows": rows,
         "gates": gates,
-        "train_seconds": {n: float(models[n].train_seconds_) for n in models_wanted},
-        "best_epochs": {n: int(models[n].best_epoch_) for n in models_wanted},
+        "train_seconds": {n: float(models[n].train_seconds_) for n in trained},
+        "best_epochs": {n: int(models[n].best_epoch_) for n in trained},
+        "stopped_by_guardrail": stopped,
     }
