@@ -1051,6 +1051,11 @@ def render_predict(res: dict) -> str:
                                                                  "margin_prev"))  # fmt: skip
             out.append(f"| {name} | {cells} | {d['diff']:+.4f} [{d['diff_ci'][0]:+.4f}, {d['diff_ci'][1]:+.4f}] | "
                        f"{d['p']:.2g} |")  # fmt: skip
+        epochs = ", ".join(f"{n} {e}" for n, e in r["best_epochs"].items())
+        out += ["", f"Best epoch of each trained model (0: no epoch beat its start, copy-last for the residual models, "
+                f"on validation): {epochs}."]  # fmt: skip
+        for name, why in r.get("stopped_by_guardrail", {}).items():
+            out.append(f"Stopped by a guardrail, not scored: {name} ({why}).")
         out += ["", "Order gates (cosine of the prediction to the units at each offset from the next unit; hit@5 with "
                 "the context shuffled, reversed, and for the unit after next by a two-step rollout) and cost:", "",
                 "| model | +1 | +2 | -1 | -2 | +1 highest | hit@5 | shuffled | reversed | shuffled drop | rollout "
