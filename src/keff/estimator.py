@@ -362,6 +362,11 @@ class Estimator:
         return f"{type(self).__name__}({args})"
 
 
+def n_parameters(est: Estimator | None) -> int:
+    """Stored numbers of a fitted estimator (every fitted array's size; 0 for None, the identity)."""
+    return 0 if est is None else int(sum(np.asarray(a).size for a in est.get_state().values()))
+
+
 def rebuild(
     registry: dict[str, type[Estimator]], description: Any, arrays: dict[str, np.ndarray], *, what: str
 ) -> Estimator:

@@ -21,6 +21,7 @@ from keff.data import QALayout, grouped_kfold, load_beir, load_qa, qa_retrieval_
 from keff.data.leakage import repeats
 from keff.encoders import get_encoder
 from keff.errors import DataError, KeffError
+from keff.estimator import n_parameters
 from keff.eval import QA_METRICS, evaluate_retrieval
 from keff.eval.significance import paired_bootstrap_ci, randomization_test
 from keff.maps import Map, ResidualMLP, make_map, map_params
@@ -63,11 +64,6 @@ def distill_student(teacher: Map, X: np.ndarray, *, hidden: int = 1024, seed: in
 def fit_projection(m: Map, X: np.ndarray, Y: np.ndarray, groups: np.ndarray) -> Map:
     """Fit a projection map on pairs; maps trained against other answers also get the groups."""
     return m.fit(X, Y, groups=groups) if m.fit_takes_groups else m.fit(X, Y)
-
-
-def n_parameters(m: Map) -> int:
-    """Number of stored numbers of a fitted map (its parameters)."""
-    return int(sum(np.asarray(a).size for a in m.get_state().values()))
 
 
 @dataclass

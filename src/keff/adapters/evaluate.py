@@ -20,6 +20,7 @@ from keff.adapters.asym import AsymAdapter
 from keff.adapters.query import QueryAdapter
 from keff.arrays import l2_normalize
 from keff.errors import KeffError
+from keff.estimator import n_parameters
 from keff.eval import evaluate_retrieval
 from keff.maps import ContrastiveMap
 from keff.projection import FoldOutcome, ProjectionSetup
@@ -55,11 +56,6 @@ def searched(m: Any, Q: np.ndarray, pool: np.ndarray, *, refused: bool = False) 
     if isinstance(m, AsymAdapter):
         return l2_normalize(m.transform_queries(Q)), l2_normalize(m.transform_docs(pool))
     return l2_normalize(m.transform(Q)), pool
-
-
-def n_parameters(m: Any) -> int:
-    """Stored numbers of a fitted estimator (0 for the identity)."""
-    return 0 if m is None else int(sum(np.asarray(a).size for a in m.get_state().values()))
 
 
 def evaluate_adapters(

@@ -28,7 +28,7 @@ import numpy as np
 
 from keff.data.splits import grouped_split
 from keff.errors import KeffError, require
-from keff.estimator import COUNT, FINITE, FLAG, NON_NEGATIVE, ArraySpec, ScalarSpec, is_finite_number
+from keff.estimator import COUNT, FINITE, FLAG, NON_NEGATIVE, ArraySpec, ScalarSpec, is_finite_number, n_parameters
 from keff.eval.significance import paired_bootstrap_ci, randomization_test
 from keff.maps.base import check_pair
 from keff.maps.residual_mlp import gelu
@@ -347,4 +347,4 @@ class AdapterTraining:
 
     def n_parameters(self) -> int:
         """Stored numbers of the fitted heads."""
-        return int(sum(np.asarray(a).size for a in self.get_state().values()))  # type: ignore[attr-defined]
+        return n_parameters(self)  # type: ignore[arg-type]

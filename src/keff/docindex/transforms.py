@@ -301,7 +301,8 @@ def load_artifact(
     if found == ASYM:
         adapter = AsymAdapter.load(path)[0]
         prov = meta.get("provenance") if isinstance(meta.get("provenance"), dict) else {}
-        k = _encoder_for(map_encoder(meta, what)[1], map_encoder(meta, what)[0], what, encoders, key)
+        enc_name, fingerprint = map_encoder(meta, what)
+        k = _encoder_for(fingerprint, enc_name, what, encoders, key)
         if adapter.n_features_in_ != int(encoders[k]["dim"]):
             raise KeffError(f"{what} takes {adapter.n_features_in_}-d vectors, but index encoder {k} is "
                             f"{encoders[k]['dim']}-d")  # fmt: skip

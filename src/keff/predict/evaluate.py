@@ -15,6 +15,7 @@ from keff.arrays import l2_normalize
 from keff.data.leakage import normalize_text
 from keff.data.sequences import Sequences, split_sequences
 from keff.errors import KeffError
+from keff.estimator import n_parameters
 from keff.eval import measure_latency
 from keff.eval.significance import paired_bootstrap_ci, randomization_test
 from keff.predict.baselines import ContextMean, CopyLast, KNNTransition, RecencyMean, RidgeContext
@@ -165,9 +166,7 @@ def evaluate_sequences(
             "shuffled_relative_drop": (base_r5 - shuffled_r5) / base_r5 if base_r5 else None,
             "rollout_hit@5_step2": float(rollout[HEAD].mean()),
             "latency_us": lat,
-            "parameters": int(sum(np.asarray(a).size for a in m.get_state().values()))
-            if hasattr(m, "_state_specs")
-            else 0,
+            "parameters": n_parameters(m),
         }
     return {
         "dataset": seq.name,

@@ -221,13 +221,7 @@ class SequencePredictor(Predictor):
             G.norm_growth(np.linalg.norm(out, axis=1), base["norms"], scale_invariant=True),
             G.effective_rank(adapted[:2000]),
             G.mean_pairwise_cosine(adapted[:2000]),
-            G.anticorrelation(
-                adapted,
-                targets,
-                space="target",
-                warn_below=min(0.1, base["cos"]),
-                fail_below=min(0.0, base["cos"]) - 0.05,
-            ),  # fmt: skip
+            G.anticorrelation(adapted, targets, space="target", start=base["cos"]),
             G.divergence(losses, metrics, patience=self.patience),
         ]
 

@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from keff.adapters import AsymAdapter, QueryAdapter
-from keff.adapters.evaluate import domain_folds, evaluate_adapters, n_parameters
+from keff.adapters.evaluate import domain_folds, evaluate_adapters
 from keff.atomic import atomic_path
 from keff.data import qa_field
+from keff.estimator import n_parameters
 from keff.eval import compare_latency, run_metadata
 from keff.maps import ContrastiveMap
 from keff.projection import ProjectionSetup, summarise

@@ -266,12 +266,17 @@ def anticorrelation(
     space: str = "raw",
     warn_below: float = 0.1,
     fail_below: float = 0.0,
+    start: float | None = None,
 ) -> Check:
     """Mean row-wise cosine of outputs and their targets (or adapted and frozen vectors).
 
     Negative means the outputs point away from what they should match. Run it in every space a loss
     uses (raw and projected): a split objective can look fine in one and be reversed in the other.
+    ``start``: the value at epoch 0; the bounds then become ``min(bound, start)`` (minus 0.05 for
+    the fail bound), so data that starts near zero is judged by its fall, not its level.
     """
+    if start is not None:  # graded from where training started (planted data can start near 0)
+        warn_below, fail_below = min(warn_below, start), min(fail_below, start) - 0.05
     out, tgt = _matrix(outputs, "outputs"), _matrix(targets, "targets")
     if out.shape != tgt.shape:
         raise DataError(f"outputs and targets differ in shape: {out.shape} vs {tgt.shape}")
