@@ -41,7 +41,7 @@ HEAD_KINDS = ("linear", "lowrank", "mlp")
 #: What validation questions are ranked among: every answer given (default, as a search of the
 #: whole index ranks them), or only the held-out pairs' answers. Training pushes each training
 #: answer away from every other question, so among training answers a new question's own answer
-#: rises a little even when nothing transfers (pure noise: about +0.002 MRR); the held-out pool
+#: rises a little even when nothing transfers (a tiny, steady gain on pure noise); the held-out pool
 #: avoids that but is small (its MRR sits near the ceiling and gains shrink).
 VALIDATION_POOLS = ("all", "held-out")
 
