@@ -170,8 +170,9 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a finite number")
 
 
-def parse_json(text: bytes | str, what: str, path: Path) -> Any:
-    """Parse untrusted JSON: at most :data:`MAX_JSON_DEPTH` deep, finite numbers only.
+def parse_json(text: bytes | str, what: str, path: Path, *, object_pairs_hook: Any = None) -> Any:
+    """Parse untrusted JSON: at most :data:`MAX_JSON_DEPTH` deep, finite numbers only
+    (``object_pairs_hook`` as in :func:`json.loads`; a :class:`FormatError` it raises passes through).
 
     Raises
     ------
@@ -184,9 +185,32 @@ def parse_json(text: bytes | str, what: str, path: Path) -> Any:
         raise FormatError(f"{path}: {what} nests {depth} levels deep (at most {MAX_JSON_DEPTH} allowed)")
     try:
         decoded = raw.decode("utf-8") if isinstance(text, bytes) else text
-        return json.loads(decoded, parse_float=_finite_float, parse_constant=_no_constant)
+        return json.loads(
+            decoded, parse_float=_finite_float, parse_constant=_no_constant, object_pairs_hook=object_pairs_hook
+        )
+    except FormatError:
+        raise
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise FormatError(f"{path}: {what} is not valid JSON ({shown(str(exc), 120)})") from None
+
+
+def _array_counter(path: Path) -> Any:
+    """A JSON object hook that stops parsing as soon as a header holds more array entries than
+    :data:`MAX_ARRAYS` (a hostile header of 40,000 entries is refused after reading a tenth of it)."""
+    count = 0
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict:
+        nonlocal count
+        obj = dict(pairs)
+        if obj.keys() == _SPEC_KEYS:
+            count += 1
+            if count > MAX_ARRAYS:
+                raise FormatError(
+                    f"{path}: SEF header lists more than {MAX_ARRAYS} arrays (at most {MAX_ARRAYS} allowed)"
+                )
+        return obj
+
+    return hook
 
 
 def _parse_header(data: bytes, path: Path) -> tuple[dict, int]:
@@ -197,7 +221,7 @@ def _parse_header(data: bytes, path: Path) -> tuple[dict, int]:
         raise FormatError(f"{path}: SEF header declares {n} bytes (at most {MAX_HEADER_BYTES} allowed)")
     if 8 + n > len(data):
         raise FormatError(f"{path}: truncated or corrupt SEF header (declares {n} bytes)")
-    header = parse_json(data[8 : 8 + n], "SEF header", path)
+    header = parse_json(data[8 : 8 + n], "SEF header", path, object_pairs_hook=_array_counter(path))
     if not isinstance(header, dict):
         raise FormatError(f"{path}: SEF header is not a JSON object")
     n_arrays = len(header) - ("__metadata__" in header)
