@@ -10,6 +10,8 @@ from keff.data.sequences import (
     detokenize,
     heading_level,
     load_wikitext,
+    qa_page_sequences,
+    sample_documents,
     sentence_sequences,
     split_sentences,
     split_sequences,
@@ -123,3 +125,33 @@ def test_wikitext_sequences(shared_data):
     seq = wikitext_sequences(shared_data / "sequences" / "wikitext_test.raw")
     assert seq.unit == "paragraph" and len(seq.doc_ids) > 50 and seq.n_units > 2000
     assert all(len(u) >= 3 for u in seq.units)
+
+
+def test_qa_pages_read_distinct_answers_in_order(tmp_path):
+    lines = [
+        '{"doc": "p1", "answer": "First answer one. It has two sentences."}',
+        '{"doc": "p2", "answer": "Other page here. Second sentence there. Third one too."}',
+        '{"doc": "p1", "answer": "First answer one. It has two sentences."}',
+        '{"doc": "p1", "answer": "Second answer now. And more words."}',
+    ]
+    path = tmp_path / "qa.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    seq = qa_page_sequences(path)
+    assert seq.doc_ids == ["p1", "p2"]
+    assert seq.units[0] == ["First answer one.", "It has two sentences.", "Second answer now.", "And more words."]
+    path.write_text(lines[0] + '\n{"doc": 3, "answer": "x"}\n')
+    with pytest.raises(DataError, match=r"qa.jsonl.*2|line 2"):
+        qa_page_sequences(path)
+
+
+def test_sample_documents_is_seeded_and_ordered():
+    seq = Sequences("toy", "sentence", [f"d{i}" for i in range(30)], [[f"u{i}"] * 3 for i in range(30)])
+    a, b = sample_documents(seq, 10, seed=3), sample_documents(seq, 10, seed=3)
+    assert a.doc_ids == b.doc_ids and len(a.doc_ids) == 10
+    assert a.doc_ids == sorted(a.doc_ids, key=lambda d: int(d[1:]))
+    assert sample_documents(seq, 50) is seq
+
+
+def test_medquad_pages(shared_data):
+    seq = qa_page_sequences(shared_data / "qa" / "medquad.jsonl")
+    assert seq.unit == "sentence" and len(seq.doc_ids) > 3000 and len(set(seq.doc_ids)) == len(seq.doc_ids)

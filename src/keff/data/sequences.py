@@ -192,6 +192,42 @@ def sentence_sequences(
     return _kept(name, "sentence", docs, min_units)
 
 
+def qa_page_sequences(
+    path: str | Path, *, name: str = "medquad", doc_field: str = "doc", answer_field: str = "answer",
+    min_units: int = 3,
+) -> Sequences:
+    """Pages of a Q/A JSONL file read as ordered sentences: the distinct answers of each page
+    (the lines sharing ``doc_field``, MedQuAD's source page), in file order, split into sentences.
+
+    Raises
+    ------
+    DataError
+        A line without a string ``doc_field`` or ``answer_field`` (file:line).
+    """
+    from keff.data._io import read_jsonl
+
+    path = Path(path)
+    _, records = read_jsonl(path, what="Q/A file")
+    pages: dict[str, list[str]] = {}
+    for number, obj in records:
+        page, answer = obj.get(doc_field), obj.get(answer_field)
+        if not isinstance(page, str) or not page or not isinstance(answer, str):
+            raise DataError(f"each line needs a string {doc_field!r} and a string {answer_field!r}", path=path,
+                            line=number)  # fmt: skip
+        answers = pages.setdefault(page, [])
+        if answer not in answers:
+            answers.append(answer)
+    return sentence_sequences(name, list(pages), [" ".join(a) for a in pages.values()], min_units=min_units)
+
+
+def sample_documents(seq: Sequences, n: int, *, seed: int = 0) -> Sequences:
+    """A seeded sample of ``n`` documents (all when there are fewer), kept in their order."""
+    if n >= len(seq.doc_ids):
+        return seq
+    rows = np.sort(np.random.default_rng(seed).choice(len(seq.doc_ids), n, replace=False))
+    return Sequences(seq.name, seq.unit, [seq.doc_ids[i] for i in rows], [seq.units[i] for i in rows])
+
+
 @dataclass(frozen=True)
 class SequenceSplit:
     """Document-disjoint parts of a :class:`Sequences` and what the leak check found.
