@@ -23,10 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--k", type=int, default=3, help="context length (units)")
     p.add_argument("--scifact-docs", type=int, default=1500, help="SciFact abstracts sampled (all take long to encode)")
+    p.add_argument("--medquad-pages", type=int, default=400, help="MedQuAD pages sampled (all take long to encode)")
     p.add_argument("--quick", action="store_true", help="WikiText only (a smoke run)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "predict.json")
     args = p.parse_args(argv)
-    config = PredictConfig(seed=args.seed, k=args.k, scifact_docs=args.scifact_docs, quick=args.quick)
+    config = PredictConfig(
+        seed=args.seed, k=args.k, scifact_docs=args.scifact_docs, medquad_pages=args.medquad_pages, quick=args.quick
+    )
     results = run(config, data=shared_data(args.data))
     png = plot(results["results"], args.out.with_suffix(".png"))
     results["plot"] = png.name

@@ -1043,17 +1043,34 @@ def render_predict(res: dict) -> str:
                 f"(train/val/test), {r['windows']['train']:,}/{r['windows']['val']:,}/{r['windows']['test']:,} windows; "
                 f"pool of {r['pool_units']:,} test units; {r['repeated_units']} unit texts repeat across the split "
                 f"({r['dropped_leaky_windows']['test']} test windows dropped). Strongest baseline: {best}.", "",
-                "| model | cosine | hit@1 | hit@5 | hit@10 | mrr | doc_mrr | margin_prev | hit@5 vs " + best + " | p |",
-                "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                "| model | cosine | hit@1 | hit@5 | hit@10 | mrr | doc_mrr | margin_prev | hit@5 vs " + best + " | p "
+                "| cosine vs " + best + " | p |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, row in r["rows"].items():
-            d = row["hit@5"]
+            d, c = row["hit@5"], row["cosine"]
             cells = " | ".join(f"{row[m]['mean']:.4f}" for m in ("cosine", "hit@1", "hit@5", "hit@10", "mrr", "doc_mrr",
                                                                  "margin_prev"))  # fmt: skip
             out.append(f"| {name} | {cells} | {d['diff']:+.4f} [{d['diff_ci'][0]:+.4f}, {d['diff_ci'][1]:+.4f}] | "
-                       f"{d['p']:.2g} |")  # fmt: skip
+                       f"{d['p']:.2g} | {c['diff']:+.4f} [{c['diff_ci'][0]:+.4f}, {c['diff_ci'][1]:+.4f}] | "
+                       f"{c['p']:.2g} |")  # fmt: skip
+        out += ["", "Each trained model against every baseline (hit@5 difference, randomisation p):", ""]
+        for name in r["best_epochs"]:
+            vs = r["rows"][name].get("versus", {})
+            out.append(f"- {name}: " + "; ".join(f"{b} {v['hit@5']['diff']:+.4f} (p {v['hit@5']['p']:.2g})"
+                                                  for b, v in vs.items()))  # fmt: skip
+        if r.get("cosine_weight_choice"):
+            out += ["", "Cosine-term weights of the ranking models, chosen on the validation documents (trained on the "
+                    "training documents, scored on the validation windows):", ""]  # fmt: skip
+        for name, ch in r.get("cosine_weight_choice", {}).items():
+            tried = ", ".join(f"{t['cosine_weight']:g}: stopped" if "stopped" in t else
+                              f"{t['cosine_weight']:g}: {t['hit@5']:.3f} / {t['cosine']:.3f}" for t in ch["tried"])  # fmt: skip
+            rule = "best hit@5 of those reaching it" if ch["qualified"] else "none reached it: highest cosine"
+            out.append(f"- {name}: weight {ch['chosen']:g} (floor: cosine "
+                       f"{ch['floor']:.4f} = {r['validation_baseline']} + 0.01; {rule}; tried weight: hit@5 / cosine "
+                       f"{tried}).")  # fmt: skip
         epochs = ", ".join(f"{n} {e}" for n, e in r["best_epochs"].items())
-        out += ["", f"Best epoch of each trained model (0: no epoch beat its start, copy-last for the residual models, "
-                f"on validation): {epochs}."]  # fmt: skip
+        out += ["", f"Best epoch of each trained model (0: no epoch beat its start on validation; the residual "
+                f"models start at the recency mean): {epochs}."]  # fmt: skip
         for name, why in r.get("stopped_by_guardrail", {}).items():
             out.append(f"Stopped by a guardrail, not scored: {name} ({why}).")
         out += ["", "Order gates (cosine of the prediction to the units at each offset from the next unit; hit@5 with "

@@ -45,7 +45,9 @@ def eval_command(
     data: Path = DATA,
     encoder: str = ENCODER,
     k: int = K,
-    models: str = typer.Option("gru", help="Comma-separated trained models: gru, attention, mixture (or none)."),
+    models: str = typer.Option(
+        "transition", help="Comma-separated trained models: transition, gru, attention, mixture (or none)."
+    ),
     seed: int = SEED,
     out_path: Path = typer.Option(None, "--out", help="Also write the results as JSON."),
     overwrite: bool = OVERWRITE,
@@ -53,7 +55,7 @@ def eval_command(
     """Every baseline and the chosen models on held-out documents (20%), with paired tests and order gates."""
     from rich.table import Table
 
-    from keff.predict.evaluate import HEAD, evaluate_sequences
+    from keff.predict.evaluate import COSINE_WEIGHTS, HEAD, evaluate_sequences
     from keff.predict.models import KINDS
 
     check_output(out_path, overwrite=overwrite)
@@ -62,7 +64,8 @@ def eval_command(
         if name not in KINDS:
             raise typer.BadParameter(f"{name!r}: choose from {', '.join(KINDS)} or none", param_hint="--models")
     seq, V, _ = _units(data, encoder)
-    chosen = {f"{n} (infonce)": {"kind": n, "loss": "infonce"} for n in names}
+    # the ranking models' cosine weight is chosen on the validation documents
+    chosen = {f"{n} (infonce)": {"kind": n, "loss": "infonce", "cosine_weight": COSINE_WEIGHTS} for n in names}
     res = evaluate_sequences(seq, V, k=k, models=chosen, seed=seed, log=err.print)
     table = Table(title=f"{data.name} / {encoder}: next {seq.unit} of {res['windows']['test']:,} held-out windows, "
                   f"pool {res['pool_units']:,} units (context removed)")  # fmt: skip
@@ -92,11 +95,18 @@ def fit_command(
     encoder: str = ENCODER,
     k: int = K,
     model: str = typer.Option(
-        "gru",
-        help="gru, attention, mixture (trained) or a baseline: ridge, knn-transition, "
+        "transition",
+        help="transition, gru, attention, mixture (trained) or a baseline: ridge, knn-transition, "
         "recency-mean, context-mean, copy-last.",
     ),  # fmt: skip
-    loss: str = typer.Option("infonce", help="Trained models: infonce or cosine."),
+    loss: str = typer.Option("infonce", help="Trained models: infonce, listwise or cosine."),
+    cosine_weight: float = typer.Option(
+        1.0,
+        "--cosine-weight",
+        min=0.0,
+        help="Trained models: weight of the cosine term added to a ranking loss "
+        "(higher keeps predictions closer to the next unit; keff predict eval chooses it on validation).",
+    ),
     seed: int = SEED,
     out_path: Path = typer.Option(..., "--out", help="Where to write the predictor (SEF)."),
     overwrite: bool = OVERWRITE,
@@ -114,7 +124,8 @@ def fit_command(
     texts, doc, pos = seq.flat()
     w = make_windows(V, np.array(doc), np.array(pos), k, np.arange(len(seq.doc_ids)))
     if model in KINDS:
-        m = SequencePredictor(kind=model, loss=loss, seed=seed).fit(w.contexts, w.targets, w.doc)
+        m = SequencePredictor(kind=model, loss=loss, cosine_weight=cosine_weight, seed=seed)
+        m.fit(w.contexts, w.targets, w.doc, w.position)
         err.print(f"best epoch {m.best_epoch_} of {len(m.history_) - 1}, {m.train_seconds_:.1f} s")
     else:
         m = PREDICTORS[model]().fit(w.contexts, w.targets)

@@ -193,7 +193,11 @@ def sentence_sequences(
 
 
 def qa_page_sequences(
-    path: str | Path, *, name: str = "medquad", doc_field: str = "doc", answer_field: str = "answer",
+    path: str | Path,
+    *,
+    name: str = "medquad",
+    doc_field: str = "doc",
+    answer_field: str = "answer",
     min_units: int = 3,
 ) -> Sequences:
     """Pages of a Q/A JSONL file read as ordered sentences: the distinct answers of each page

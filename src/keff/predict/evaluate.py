@@ -26,23 +26,39 @@ from keff.train.guardrails import GuardrailTripped
 
 #: The metric the strongest baseline is chosen by and the gates report.
 HEAD = "hit@5"
+#: How much higher than the strongest validated baseline's a model's validation cosine must be for
+#: its cosine weight to qualify (the issue's +0.01 cosine target).
+COSINE_MARGIN = 0.01
+#: The cosine-regression weights tried for a ranking model (chosen on validation).
+COSINE_WEIGHTS = (1.0, 3.0, 10.0, 30.0)
+#: Metrics every row is also tested on against every baseline.
+VERSUS = ("hit@5", "mrr", "cosine")
 #: The trained models compared by default: name -> SequencePredictor parameters.
 MODELS: dict[str, dict[str, Any]] = {
-    "gru (infonce)": {"kind": "gru", "loss": "infonce"},
-    "gru (cosine)": {"kind": "gru", "loss": "cosine"},
-    "attention memory (infonce)": {"kind": "attention", "loss": "infonce"},
-    "mixture of context (infonce)": {"kind": "mixture", "loss": "infonce"},
+    "transition (infonce)": {"kind": "transition", "loss": "infonce", "cosine_weight": COSINE_WEIGHTS},
+    "transition (infonce, previous unit negative)": {
+        "kind": "transition",
+        "loss": "infonce",
+        "previous_negative": True,
+    },
+    "transition (listwise)": {"kind": "transition", "loss": "listwise"},
+    "gru (infonce)": {"kind": "gru", "hidden": 128, "loss": "infonce", "cosine_weight": COSINE_WEIGHTS},
+    "gru (cosine)": {"kind": "gru", "hidden": 128, "loss": "cosine"},
+    "attention memory (infonce)": {
+        "kind": "attention",
+        "hidden": 64,
+        "loss": "infonce",
+        "cosine_weight": COSINE_WEIGHTS,
+    },
+    "mixture of context (infonce)": {"kind": "mixture", "hidden": 64, "loss": "infonce"},
 }
 
 
-def _baselines(train, val) -> dict[str, Any]:
+def _baselines(train, val_scores) -> dict[str, Any]:
     """The baselines, ridge's alpha and kNN's neighbours chosen on validation MRR."""
 
     def val_mrr(m) -> float:
-        p = l2_normalize(m.predict(val.contexts))
-        t = l2_normalize(val.targets)
-        s = p @ t.T
-        return float((1.0 / ((s > s.diagonal()[:, None]).sum(1) + 1)).mean())
+        return float(val_scores(m)["mrr"].mean())
 
     ridge = max(
         (RidgeContext(alpha=a).fit(train.contexts, train.targets) for a in (0.1, 1.0, 10.0, 100.0)), key=val_mrr
@@ -55,7 +71,40 @@ def _baselines(train, val) -> dict[str, Any]:
     return out
 
 
-def _compare(per: dict[str, dict[str, np.ndarray]], best_baseline: str, seed: int) -> dict[str, dict]:
+def _fit(params: dict[str, Any], w, seed: int) -> SequencePredictor:
+    return SequencePredictor(**params, seed=seed).fit(w.contexts, w.targets, w.doc, w.position, progress=False)
+
+
+def choose_cosine_weight(params: dict[str, Any], train, val_scores, floor: float, seed: int) -> dict[str, Any]:
+    """Pick a ranking model's ``cosine_weight`` from a list, on the validation documents only.
+
+    Each weight is trained on the training documents and scored on the validation windows; the
+    choice is the weight with the best validation hit@5 among those whose validation cosine to
+    the next unit reaches ``floor`` (the strongest validated baseline's cosine + :data:`COSINE_MARGIN`:
+    a prediction must rank better *and* stay close to the target), else the weight with the
+    highest validation cosine. Runs a guardrail stops are not candidates.
+    """
+    tried, last = [], None
+    for weight in params["cosine_weight"]:
+        try:
+            scores = val_scores(_fit({**params, "cosine_weight": weight}, train, seed))
+        except GuardrailTripped as exc:
+            tried.append({"cosine_weight": weight, "stopped": str(exc)})
+            last = exc
+            continue
+        tried.append({"cosine_weight": weight, HEAD: float(scores[HEAD].mean()),
+                      "cosine": float(scores["cosine"].mean())})  # fmt: skip
+    ok = [t for t in tried if "stopped" not in t]
+    if not ok:
+        raise last  # type: ignore[misc]  # every weight's run was stopped
+    qualified = [t for t in ok if t["cosine"] >= floor]
+    chosen = max(qualified, key=lambda t: t[HEAD]) if qualified else max(ok, key=lambda t: t["cosine"])
+    return {"chosen": chosen["cosine_weight"], "floor": floor, "qualified": bool(qualified), "tried": tried}
+
+
+def _compare(per: dict[str, dict[str, np.ndarray]], baselines: list[str], best_baseline: str, seed: int) -> dict:
+    """Every row's metrics with CIs, paired against the strongest baseline on every metric and,
+    on :data:`VERSUS` metrics, against every baseline."""
     rows = {}
     for name, m in per.items():
         row = {}
@@ -65,6 +114,12 @@ def _compare(per: dict[str, dict[str, np.ndarray]], best_baseline: str, seed: in
             d, dlo, dhi = paired_bootstrap_ci(a, b, seed=seed)
             p = 1.0 if name == best_baseline else randomization_test(a, b, seed=seed)
             row[mt] = {"mean": float(a.mean()), "ci": [lo, hi], "diff": d, "diff_ci": [dlo, dhi], "p": p}
+        row["versus"] = {
+            base: {mt: {"diff": float((m[mt] - per[base][mt]).mean()),
+                        "p": 1.0 if base == name else randomization_test(m[mt], per[base][mt], seed=seed)}
+                   for mt in VERSUS}
+            for base in baselines
+        }  # fmt: skip
         rows[name] = row
     return rows
 
@@ -78,8 +133,6 @@ def evaluate_sequences(
     seed: int = 0,
     log=None,
 ) -> dict:
-    texts, doc, pos = seq.flat()
-    doc, pos = np.array(doc), np.array(pos)
     """Every baseline and trained model on ``seq``'s held-out documents (see the module docstring).
 
     Parameters
@@ -92,6 +145,8 @@ def evaluate_sequences(
     models : dict, optional
         Trained models to compare: name -> :class:`SequencePredictor` parameters (default :data:`MODELS`).
     """
+    texts, doc, pos = seq.flat()
+    doc, pos = np.array(doc), np.array(pos)
     models_wanted = MODELS if models is None else models
     log = log or (lambda message: None)
     if len(V) != len(texts):
@@ -106,18 +161,27 @@ def evaluate_sequences(
         parts[f"{name}_dropped"] = int(bad.sum())
     train, val, test = parts["train"], parts["val"], parts["test"]
     log(f"  windows: {len(train)} train, {len(val)} val, {len(test)} test (k={k})")
-    models = _baselines(train, val)
+
+    def val_scores(m):
+        return score_predictions(m.predict(val.contexts), val, V, doc, split.val)
+
+    models = _baselines(train, val_scores)
     baseline_names = list(models)
+    val_best = max(baseline_names, key=lambda n: val_scores(models[n])[HEAD].mean())
+    floor = float(val_scores(models[val_best])["cosine"].mean()) + COSINE_MARGIN
     fit_all = make_windows(V, doc, pos, k, np.concatenate([split.train, split.val]))
     keep = ~(leaky[fit_all.target_rows] | leaky[fit_all.context_rows].any(axis=1))
     fit_all = fit_all.subset(np.flatnonzero(keep))
     stopped: dict[str, str] = {}
+    choices: dict[str, dict] = {}
     for name, params in models_wanted.items():
         log(f"  training {name}")
         try:
-            models[name] = SequencePredictor(**params, seed=seed).fit(
-                fit_all.contexts, fit_all.targets, fit_all.doc, progress=False
-            )
+            if isinstance(params.get("cosine_weight"), list | tuple):
+                choices[name] = choose_cosine_weight(params, train, val_scores, floor, seed)
+                log(f"    cosine weight {choices[name]['chosen']:g} chosen on validation")
+                params = {**params, "cosine_weight": choices[name]["chosen"]}
+            models[name] = _fit(params, fit_all, seed)
         except GuardrailTripped as exc:  # a failed run is a result: reported, not scored
             stopped[name] = str(exc)
             log(f"  {name}: {exc}")
@@ -128,7 +192,7 @@ def evaluate_sequences(
 
     per = {name: score(m) for name, m in models.items()}
     best_baseline = max(baseline_names, key=lambda n: per[n][HEAD].mean())
-    rows = _compare(per, best_baseline, seed)
+    rows = _compare(per, baseline_names, best_baseline, seed)
     rng = np.random.default_rng(seed)
     gates = {}
     after = np.array([r + 1 if r + 1 < len(doc) and doc[r + 1] == doc[r] else -1 for r in test.target_rows])
@@ -183,4 +247,6 @@ def evaluate_sequences(
         "train_seconds": {n: float(models[n].train_seconds_) for n in trained},
         "best_epochs": {n: int(models[n].best_epoch_) for n in trained},
         "stopped_by_guardrail": stopped,
+        "validation_baseline": val_best,
+        "cosine_weight_choice": choices,
     }

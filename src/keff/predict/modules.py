@@ -2,17 +2,24 @@
 ``keff.errors.require("torch", "st")``). Each exports float32 numpy arrays with :meth:`arrays`,
 the names :mod:`keff.predict.models` computes with.
 
-- :class:`GRUNet`: a GRU over the k context units (input projected to ``hidden``), its last
-  state mapped back to the vector width and added to the last unit (so it starts near copy-last
-  and learns the step).
+The residual modules start from a learnt **base**: a softmax-weighted mean of the context units
+whose weights start at the recency mean (``0.5 ** age``), so epoch 0 is the recency-mean baseline
+and training can move the weights towards copy-last or the plain mean; each then adds a learnt
+step that starts at zero.
+
+- :class:`TransitionNet`: base + a low-rank linear step ``base @ A @ B`` (B starts at 0).
+- :class:`GRUNet`: base + a step read from a GRU run over the k context units (input projected
+  to ``hidden``, last state mapped back to the vector width).
+- :class:`AttentionNet`: AMN-like attention memory: the last unit queries the context units
+  (learnt query/key/value maps); base + the read value.
 - :class:`MixtureNet`: a softmax-weighted sum of the context units, the weights from a small
   scorer of each unit with its position (a "mixture of context" head: it can only choose among
   inputs).
-- :class:`AttentionNet`: AMN-like attention memory: the last unit queries the context units
-  (learnt query/key/value maps); the read value is added to the last unit.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -23,9 +30,39 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy().astype(np.float32))
 
 
-class GRUNet(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
+def recency_logits(k: int, decay: float = 0.5) -> torch.Tensor:
+    """Logits whose softmax is the recency-mean weights ``decay ** age`` (last unit age 0)."""
+    return torch.tensor([(k - 1 - i) * math.log(decay) for i in range(k)], dtype=torch.float32)
+
+
+class _Based(nn.Module):
+    """The learnt base every residual module starts from."""
+
+    def __init__(self, k: int) -> None:
         super().__init__()
+        self.mix = nn.Parameter(recency_logits(k))
+
+    def base(self, c: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bkd,k->bd", c, torch.softmax(self.mix, dim=0))
+
+
+class TransitionNet(_Based):
+    def __init__(self, dim: int, hidden: int, k: int) -> None:
+        super().__init__(k)
+        self.A = nn.Parameter(torch.randn(dim, hidden) / dim**0.5)
+        self.B = nn.Parameter(torch.zeros(hidden, dim))
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        x = self.base(c)
+        return x + x @ self.A @ self.B
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"mix": _np(self.mix), "A": _np(self.A), "B": _np(self.B)}
+
+
+class GRUNet(_Based):
+    def __init__(self, dim: int, hidden: int, k: int) -> None:
+        super().__init__(k)
         self.inp = nn.Linear(dim, hidden)
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
         self.out = nn.Linear(hidden, dim)
@@ -34,11 +71,12 @@ class GRUNet(nn.Module):
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         _, h = self.gru(self.inp(c))
-        return c[:, -1] + self.out(h[-1])
+        return self.base(c) + self.out(h[-1])
 
     def arrays(self) -> dict[str, np.ndarray]:
         g = self.gru
         return {
+            "mix": _np(self.mix),
             "W_in": _np(self.inp.weight.T),
             "b_in": _np(self.inp.bias),
             "W_ih": _np(g.weight_ih_l0.T),
@@ -70,9 +108,9 @@ class MixtureNet(nn.Module):
         }
 
 
-class AttentionNet(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
+class AttentionNet(_Based):
+    def __init__(self, dim: int, hidden: int, k: int) -> None:
+        super().__init__(k)
         self.q = nn.Linear(dim, hidden)
         self.k = nn.Linear(dim, hidden)
         self.v = nn.Linear(dim, dim)
@@ -82,10 +120,11 @@ class AttentionNet(nn.Module):
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         q = self.q(c[:, -1])
         att = torch.softmax(torch.einsum("bh,bkh->bk", q, self.k(c)) / q.shape[1] ** 0.5, dim=1)
-        return c[:, -1] + torch.einsum("bk,bkd->bd", att, self.v(c))
+        return self.base(c) + torch.einsum("bk,bkd->bd", att, self.v(c))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {
+            "mix": _np(self.mix),
             "Wq": _np(self.q.weight.T),
             "bq": _np(self.q.bias),
             "Wk": _np(self.k.weight.T),

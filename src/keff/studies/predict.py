@@ -1,7 +1,7 @@
 """Next-vector prediction on held-out documents: baselines vs small trained models, order gates.
 
-Per data set (WikiText paragraphs; SciFact abstracts as sentences, a seeded sample of abstracts
-when all would take too long to encode here) and encoder: units are embedded once (through the
+Per data set (WikiText paragraphs; SciFact abstracts and MedQuAD pages as sentences, seeded
+samples of documents where all would take too long to encode here) and encoder: units are embedded once (through the
 cache), documents split train/val/test (seeded, disjoint; windows touching a unit text repeated
 across the line are dropped and counted), windows of k context units cut, baselines fitted on
 train windows (ridge's alpha and kNN's k chosen on validation), trained models fitted on train
@@ -22,7 +22,13 @@ import numpy as np
 
 from keff.atomic import atomic_path
 from keff.data import load_beir
-from keff.data.sequences import Sequences, sentence_sequences, wikitext_sequences
+from keff.data.sequences import (
+    Sequences,
+    qa_page_sequences,
+    sample_documents,
+    sentence_sequences,
+    wikitext_sequences,
+)
 from keff.encoders import get_encoder
 from keff.eval import run_metadata
 from keff.predict.evaluate import HEAD, MODELS, evaluate_sequences
@@ -37,6 +43,7 @@ class PredictConfig:
     k: int = 3
     encoders: tuple[str, ...] = ("minilm",)
     scifact_docs: int = 1500
+    medquad_pages: int = 400
     models: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(MODELS))
     quick: bool = False
 
@@ -45,8 +52,11 @@ def load_sets(data: Path, config: PredictConfig) -> list[Sequences]:
     sets = [wikitext_sequences(data / "sequences" / "wikitext_test.raw")]
     if not config.quick:
         ds = load_beir(data / "beir" / "scifact")
-        rows = np.sort(np.random.default_rng(config.seed).choice(len(ds.doc_ids), config.scifact_docs, replace=False))
+        n = min(config.scifact_docs, len(ds.doc_ids))
+        rows = np.sort(np.random.default_rng(config.seed).choice(len(ds.doc_ids), n, replace=False))
         sets.append(sentence_sequences("scifact", [ds.doc_ids[i] for i in rows], [ds.doc_texts[i] for i in rows]))
+        pages = qa_page_sequences(data / "qa" / "medquad.jsonl")
+        sets.append(sample_documents(pages, config.medquad_pages, seed=config.seed))
     return sets
 
 
