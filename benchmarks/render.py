@@ -1091,9 +1091,80 @@ def render_predict(res: dict) -> str:
     return "\n".join(out)
 
 
+PART_TITLES = {
+    "generic": "anchors from the other shared corpora (WikiText, MedQuAD, skills), never SciFact's",
+    "corpus": "anchors from the SciFact corpus (unlabelled documents)",
+    "sibling": "the fine-tuned sibling: minilm -> minilm fine-tuned on SciFact's training pairs",
+}
+
+
+def render_gap_part(part: dict) -> list[str]:
+    cfg = part["config"]
+    out = [f"### {part['part']}: {PART_TITLES.get(part['part'], '')}", "",
+           f"Seeds {cfg['seeds']}, anchors {cfg['anchors']}, maps {', '.join(cfg['maps'])}."]  # fmt: skip
+    out += [f"- {k}: {v}" for k, v in part["notes"].items()]
+    out += ["", "| corpus | old -> new | (a) old | (b) new | (a) as % of (b) |", "|---|---|---|---|---|"]
+    for b in part["baselines"]:
+        out.append(f"| {b['corpus']} | {b['old']} -> {Path(b['new']).name} | {b['ndcg_a']:.4f} | {b['ndcg_b']:.4f} | "
+                   f"{b['pct_a']:.1f}% |")  # fmt: skip
+    summary = {(x["corpus"], x["old"], x["new"], x["condition"], x["map"], x["n_anchors"]): x for x in part["summary"]}
+    weights: dict[tuple, list] = {}
+    for r in part["rows"]:
+        if r["condition"] == "h":
+            weights.setdefault((r["corpus"], r["old"], r["new"], r["map"], r["n_anchors"]), []).append(
+                r["hybrid_weight"]
+            )
+    for b in part["baselines"]:
+        key = (b["corpus"], b["old"], b["new"])
+        out += ["", f"#### {b['corpus']}: {b['old']} -> {Path(b['new']).name}", "",
+                "| condition | map | anchors | nDCG@10 | gap closed [95% CI] | vs old [95% CI] | regression | "
+                "% of ceiling |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        gaps = [g for g in part["gaps"] if (g["corpus"], g["old"], g["new"]) == key]
+        for g in sorted(gaps, key=lambda g: (g["condition"], g["map"], g["n_anchors"])):
+            sm = summary[(*key, g["condition"], g["map"], g["n_anchors"])]
+            gap = (
+                "-"
+                if g["gap_closed"] is None
+                else f"{g['gap_closed']:+.2f} [{g['gap_ci'][0]:+.2f}, {g['gap_ci'][1]:+.2f}]"
+            )
+            cond = g["condition"]
+            if cond == "h":
+                ws = weights.get((*key, g["map"], g["n_anchors"]), [])
+                cond = f"h (old weight {', '.join(f'{w:g}' for w in ws)})"
+            out.append(f"| {cond} | {g['map']} | {g['n_anchors']:,} | {sm['ndcg@10_mean']:.4f} | {gap} | "
+                       f"{g['vs_old']:+.4f} [{g['vs_old_ci'][0]:+.4f}, {g['vs_old_ci'][1]:+.4f}] | "
+                       f"{'yes' if g['regression'] else 'no'} | {sm['pct_ceiling_mean']:.1f}% |")  # fmt: skip
+    return out + [""]
+
+
+def render_upgrade_gap(res: dict) -> str:
+    meta = res["meta"]
+    out = [
+        "## Model upgrades: gap closed and regressions",
+        "",
+        "Produced by `OPENBLAS_NUM_THREADS=1 python benchmarks/upgrade_gap.py` "
+        f"({meta.get('timestamp_utc', '')}). **Gap closed** = (mapped - old) / (new - old) of nDCG@10 (1: as good "
+        "as re-embedding with the new model, 0: no better than keeping the old one; per-query scores averaged "
+        "over seeds, bootstrap 95% CI over queries); **regression**: the mapped system is significantly below "
+        "the old model (paired CI of the difference entirely below 0). Conditions: (c) new-model queries mapped "
+        "into the old index, (d) the old corpus mapped into the new space, (e) (a) and (d) with equal weights, "
+        "(h) (a) and (d) weighted, the weight chosen on 1,000 held-out anchors (the weight whose ranking best "
+        "recovers each anchor's new-model neighbours), never on evaluation queries. Maps: procrustes (centred, "
+        "scaled), affine (ridge), contrastive (in-batch InfoNCE on the anchor pairs from the Procrustes start, "
+        "early-stopped on held-out anchors), cluster-routed (local: Procrustes, then 16 per-cluster corrections "
+        "routed by the mapped vector).",
+        "",
+    ]
+    for part in res["parts"]:
+        out += render_gap_part(part)
+    out += [f"![gap closed against anchors](benchmarks/results/{res['plot']})", ""]
+    return "\n".join(out)
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "baselines": render_baselines,
     "upgrade": render_upgrade,
+    "upgrade_gap": render_upgrade_gap,
     "fusion": render_fusion,
     "projection": render_projection,
     "adapters": render_adapters,
@@ -1108,6 +1179,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
 ORDER = [
     "baselines",
     "upgrade",
+    "upgrade_gap",
     "fusion",
     "projection",
     "adapters",

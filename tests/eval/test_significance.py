@@ -115,3 +115,33 @@ def test_compare_systems_errors(scores):
         compare_systems({"base": full}, "nope", metric="ndcg@10")
     with pytest.raises(KeffError, match="only the baseline"):
         compare_systems({"base": full}, "base", metric="ndcg@10")
+
+
+def test_gap_closed_is_the_share_of_the_old_to_new_gap():
+    from keff.eval.significance import gap_closed
+
+    rng = np.random.default_rng(0)
+    old = rng.random(400)
+    new = old + 0.2 + 0.05 * rng.standard_normal(400)
+    half = old + 0.1 + 0.05 * rng.standard_normal(400)
+    g, lo, hi = gap_closed(half, old, new, seed=1)
+    assert g == pytest.approx((half - old).mean() / (new - old).mean())
+    assert lo < g < hi and 0.4 < lo and hi < 0.6
+    assert gap_closed(new, old, new)[0] == pytest.approx(1.0)
+    worse, _, whi = gap_closed(old - 0.1, old, new)
+    assert worse < 0 and whi < 0
+    with pytest.raises(KeffError, match="not better"):
+        gap_closed(half, new, old)
+    with pytest.raises(KeffError, match="length"):
+        gap_closed(half[:10], old, new)
+
+
+def test_gap_closed_interval_stays_finite_and_ordered_when_resamples_lose_the_gap():
+    from keff.eval.significance import gap_closed
+
+    rng = np.random.default_rng(2)
+    old = rng.random(30)
+    new = old + 0.01 + 0.2 * rng.standard_normal(30)  # a tiny, noisy gap: some resamples reverse it
+    new += 0.02 - (new - old).mean()
+    g, lo, hi = gap_closed(old + 0.01, old, new, n_resamples=2000)
+    assert lo <= g <= hi

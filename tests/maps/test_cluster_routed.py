@@ -190,6 +190,7 @@ def test_n_clusters_rules(rng):
         {},
         {"routing": "question", "question_top_n": 7},
         {"routing": "question", "importance": True, "final_softmax": True},
+        {"base": "procrustes"},
     ],
 )
 def test_save_load_gives_identical_outputs(rng, tmp_path, kwargs):
@@ -273,3 +274,21 @@ def test_real_skills_qa_slice(shared_data):
     assert (P * A).sum(1).mean() > (np.asarray(Q) * A).sum(1).mean() + 0.05
     ids, w = m.route(Q[:100])
     assert np.allclose(w.sum(1), 1.0, atol=1e-6)
+
+
+def test_procrustes_base_recovers_a_global_rotation_then_corrects_locally(rng):
+    """Two "models": the target is the source turned by one global rotation G, then bent per
+    cluster by the planted local rotations. A base Procrustes map undoes G; the clusters then
+    recover the local part (which Procrustes alone cannot)."""
+    X, Y, groups, sample, _ = planted(rng)
+    G = np.linalg.qr(rng.standard_normal((D, D)))[0].astype(np.float32)
+    local = ClusterRouted(n_clusters=3, rank=SUB, temperature=0.01, top_k=2, base="procrustes").fit(X @ G.T, Y)
+    from keff.maps import Procrustes
+
+    glob = Procrustes(center=True, scale=True).fit(X @ G.T, Y)
+    fresh = [sample(c, 30) for c in range(3)]
+    Xt, Yt = np.vstack([f[0] for f in fresh]) @ G.T, np.vstack([f[1] for f in fresh])
+    assert cos_err(local.transform(Xt), Yt).mean() < 0.8 * cos_err(glob.transform(Xt), Yt).mean()
+    assert local.get_state()["base_W_"].shape == (D, D)
+    with pytest.raises(KeffError, match="base"):
+        ClusterRouted(base="affine").fit(X, Y)

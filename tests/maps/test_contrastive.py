@@ -56,3 +56,28 @@ def test_round_trip_and_errors(tmp_path):
         ContrastiveMap().fit(X, Y[:, :8])
     with pytest.raises(KeffError, match="groups must have one entry per pair"):
         ContrastiveMap().fit(X, Y, groups=np.zeros(3))
+
+
+def test_procrustes_start_maps_between_two_spaces_of_different_width():
+    rng = np.random.default_rng(3)
+    X = unit(rng.standard_normal((500, 8)))
+    Q = np.linalg.qr(rng.standard_normal((12, 8)))[0].T  # 8 -> 12, semi-orthogonal
+    Y = unit(np.tanh(2 * X @ Q) + 0.05 * rng.standard_normal((500, 12)))  # a bent rotation: ranking can improve
+    m = ContrastiveMap(init="procrustes", epochs=20, patience=4, lr=3e-3, seed=0).fit(X[:400], Y[:400])
+    assert m.W_.shape == (8, 12) and m.transform(X).shape == (500, 12)
+    from keff.maps import Procrustes
+
+    p = Procrustes(center=True, scale=True).fit(X[:400], Y[:400])
+    assert top1(m, X[400:], Y[400:]) >= top1(p, X[400:], Y[400:])
+    assert m.history_[m.best_epoch_] == max(m.history_)
+    with pytest.raises(KeffError, match="init"):
+        ContrastiveMap(init="random").fit(X, Y)
+
+
+def test_procrustes_start_is_kept_when_it_is_already_exact():
+    rng = np.random.default_rng(4)
+    X = unit(rng.standard_normal((300, 8)))
+    R = np.linalg.qr(rng.standard_normal((8, 8)))[0]
+    m = ContrastiveMap(init="procrustes", epochs=3, patience=1).fit(X, unit(X @ R))
+    assert m.history_[0] == pytest.approx(1.0)  # epoch 0 already ranks every answer first
+    np.testing.assert_allclose(unit(m.transform(X)), unit(X @ R), atol=1e-3)

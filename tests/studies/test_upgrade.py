@@ -173,3 +173,53 @@ def test_driver_writes_results_and_figure_then_remeasures_latency(tmp_path):
 
     expected = [(cond, kind) for cond in ("c", "d") for kind in ("lowrank", "procrustes")]
     assert timed(again) == timed(written) == expected
+
+
+def test_generic_anchors_come_from_the_other_corpora(tmp_path):
+    from keff.studies.upgrade.corpora import build_corpus, generic_pool
+
+    data = write_data(tmp_path / "data")
+    pool, note = generic_pool(data, "sample", 40, seed=0)
+    medquad_answers = {json.loads(line)["answer"] for line in (data / "qa" / "medquad.jsonl").read_text().splitlines()}
+    assert len(pool) == 40 and set(pool) <= medquad_answers  # the only other corpus present
+    assert "40 medquad" in note and "absent: wikitext, skills, scifact" in note
+    corpus = build_corpus("sample", data, UpgradeConfig(anchor_source="generic", generic_pool=40))
+    assert corpus.anchor_pool == pool and "generic anchors" in corpus.note
+    with pytest.raises(KeffError, match="no generic anchor source"):
+        generic_pool(data, "medquad", 40, seed=0)  # excluding the only one
+    with pytest.raises(KeffError, match="anchor_source"):
+        UpgradeConfig(anchor_source="web")
+
+
+def test_hybrid_weight_follows_the_new_models_neighbours():
+    rng = np.random.default_rng(0)
+    old, new = rng.standard_normal((200, 16)), rng.standard_normal((200, 16))
+    w, recalls = experiment.choose_hybrid_weight(old, new, mapped=new)  # a perfect map: all weight to it
+    assert w == 0.0 and recalls[0] == pytest.approx(1.0) and len(recalls) == len(experiment.HYBRID_WEIGHTS)
+    w_old, _ = experiment.choose_hybrid_weight(old, old, mapped=rng.standard_normal((200, 16)))
+    assert w_old == 1.0  # the "new" model is the old one: a useless map gets no weight
+
+
+def test_gap_rows_say_share_closed_and_regression():
+    qs = [f"q{i}" for i in range(100)]
+    rng = np.random.default_rng(0)
+    a = rng.random(100)
+    per_query = {"a": dict(zip(qs, a)), "b": dict(zip(qs, a + 0.2)), "d/procrustes/1000": dict(zip(qs, a + 0.1)),
+                 "c/procrustes/1000": dict(zip(qs, a - 0.1))}  # fmt: skip
+    rows = {g["condition"]: g for g in experiment.pair_gaps(per_query, {"corpus": "x", "old": "o", "new": "n"})}
+    assert rows["d"]["gap_closed"] == pytest.approx(0.5) and not rows["d"]["regression"]
+    assert rows["c"]["gap_closed"] == pytest.approx(-0.5) and rows["c"]["regression"]
+    assert rows["d"]["n_anchors"] == 1000 and rows["d"]["map"] == "procrustes"
+
+
+def test_gap_report_renders_every_part(tiny, tmp_path):
+    from keff.studies.upgrade import plot_gap
+
+    results, _ = tiny
+    assert {g["condition"] for g in results["gaps"]} == set("cde")  # too few anchors left for (h)
+    assert all(g["gap_closed"] is None for g in results["gaps"])  # hash -> hash: no gap to close
+    gap = {"benchmark": "upgrade_gap", "meta": results["meta"], "parts": [{"part": "generic", **results}],
+           "plot": "upgrade_gap.png"}  # fmt: skip
+    text = load_script("render").render_upgrade_gap(gap)
+    assert "### generic:" in text and "#### sample: hash -> hash" in text and "| d | procrustes | 12 |" in text
+    assert plot_gap(gap, tmp_path / "gap.png").stat().st_size > 0

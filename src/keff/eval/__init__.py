@@ -21,6 +21,7 @@ from keff.eval.retrieval import evaluate_retrieval
 from keff.eval.significance import (
     PairedComparison,
     compare_systems,
+    gap_closed,
     holm,
     paired_bootstrap_ci,
     randomization_test,
@@ -47,6 +48,7 @@ __all__ = [
     "compare_latency",
     "measure_batch_throughput",
     "measure_latency",
+    "gap_closed",
     "paired_bootstrap_ci",
     "parse_metric",
     "plot_results",

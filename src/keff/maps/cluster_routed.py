@@ -31,6 +31,8 @@ from keff.progress import progress_bar
 from keff.sef import shown
 
 ROUTINGS = ("centroid", "question")
+#: The maps a ClusterRouted can apply before its clusters.
+BASES = ("none", "procrustes")
 #: Smallest importance p_i kept, so that log p_i stays finite for a perfectly uniform router.
 P_FLOOR = 1e-6
 #: Subspace directions with singular value below this fraction of the largest are dropped.
@@ -119,6 +121,11 @@ class ClusterRouted(Map):
         Shrinks every cluster rotation toward the identity (see :func:`fit_subspace_map`).
     seed : int, default 0
         Seeds k-means++.
+    base : {"none", "procrustes"}, default "none"
+        "procrustes": first a centred, scaled orthogonal Procrustes map fitted on all pairs
+        (source and target from two models, e.g. a model upgrade); the clusters, routing and
+        per-cluster maps then work on its output, so each cluster corrects locally what one
+        global map cannot (a "local Procrustes" map).
 
     Attributes
     ----------
@@ -145,6 +152,7 @@ class ClusterRouted(Map):
         "labels_": ArraySpec(("n",), np.int64),
         "p_": ArraySpec(("n",)),
     }
+    _base_state = {"base_W_": ArraySpec(("source_dim_", "source_dim_")), "base_b_": ArraySpec(("source_dim_",))}
     _scalars = {"n_clusters_": ScalarSpec(int, minimum=1)}
 
     def __init__(
@@ -159,6 +167,7 @@ class ClusterRouted(Map):
         importance: bool = False,
         alpha: float = 1e-3,
         seed: int = 0,
+        base: str = "none",
     ) -> None:
         self.n_clusters = n_clusters
         self.rank = rank
@@ -170,6 +179,7 @@ class ClusterRouted(Map):
         self.importance = importance
         self.alpha = alpha
         self.seed = seed
+        self.base = base
 
     # -- parameters ----------------------------------------------------------------------
     def _routing_mode(self) -> str:
@@ -187,6 +197,8 @@ class ClusterRouted(Map):
         self._routing_mode()
         _check_int("rank", self.rank, 1)
         _check_int("seed", self.seed, 0)
+        if self.base not in BASES:
+            raise KeffError(f"base must be one of {BASES}; got {shown(self.base)}")
         if not (is_finite_number(self.alpha) and self.alpha >= 0):
             raise KeffError(f"alpha must be a number >= 0; got {shown(self.alpha)}")
 
@@ -197,7 +209,8 @@ class ClusterRouted(Map):
 
     def _state_specs(self) -> dict[str, ArraySpec]:
         """The cluster maps, plus the training questions (and importances) of question routing."""
-        return {**self._state, **{name: self._question_state[name] for name in self._routing_state()}}
+        base = self._base_state if self.base == "procrustes" else {}
+        return {**self._state, **base, **{name: self._question_state[name] for name in self._routing_state()}}
 
     # -- fitting -------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
@@ -205,6 +218,12 @@ class ClusterRouted(Map):
         routing, rank = self.routing, int(self.rank)
         if X.shape[1] != Y.shape[1]:
             raise KeffError(f"questions and answers must share one space; got {X.shape[1]}-d and {Y.shape[1]}-d")
+        if self.base == "procrustes":
+            from keff.maps.procrustes import Procrustes
+
+            p = Procrustes(center=True, scale=True).fit(X, Y)
+            self.base_W_, self.base_b_ = (p.scale_ * p.W_).astype(np.float32), p.b_.astype(np.float32)
+            X = self._base(X)
         n, d = X.shape
         K = resolve_n_clusters(self.n_clusters, Y)
         km = spherical_kmeans(Y, K, seed=int(self.seed), max_iter=KMEANS_MAX_ITER, tol=KMEANS_TOL)
@@ -255,7 +274,11 @@ class ClusterRouted(Map):
         X = as_matrix(X)
         if X.shape[1] != self.source_dim_:
             raise KeffError(f"ClusterRouted was fitted on {self.source_dim_}-d input; got {X.shape[1]}-d")
-        return self._route(X)
+        return self._route(self._base(X))
+
+    def _base(self, X: np.ndarray) -> np.ndarray:
+        """The base map's output (``X`` itself without one)."""
+        return X if self.base != "procrustes" else (X @ self.base_W_ + self.base_b_).astype(np.float32)
 
     def _route(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         routing, T = self._routing_mode(), float(self.temperature)
@@ -273,6 +296,7 @@ class ClusterRouted(Map):
         return top_k_renormalise(mass, int(self.top_k))
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
+        X = self._base(X)
         ids, weights = self._route(X)
         delta, offset = self._factors()
         k = ids.shape[1]
@@ -290,7 +314,8 @@ class ClusterRouted(Map):
         return out
 
     def matmul_floor(self, rng: np.random.Generator) -> Floor:
-        """The products of :meth:`transform` (see :meth:`Map.matmul_floor`): the routing scores
+        """The products of :meth:`transform` (see :meth:`Map.matmul_floor`): the base map's
+        ``x @ W`` if any, the routing scores
         ``x @ centroids.T`` (or ``x @ questions.T`` with question routing), then for each of the
         ``min(top_k, K)`` clusters a row is routed to, ``(x @ U) @ D`` with ``U`` (d, r) and
         ``D`` (r, d)."""
@@ -299,8 +324,11 @@ class ClusterRouted(Map):
         keys = self.questions_ if self.routing == "question" else self.centroids_
         route = rng.standard_normal(keys.shape[::-1]).astype(np.float32)
         clusters = product_floor(rng, *[((d, r), (r, d))] * min(int(self.top_k), self.centroids_.shape[0]))
+        base = rng.standard_normal((d, d)).astype(np.float32) if self.base == "procrustes" else None
 
         def floor(x: np.ndarray) -> np.ndarray:
+            if base is not None:
+                x = x @ base
             _ = x @ route  # the routing scores: computed for their cost only
             return clusters(x)
 

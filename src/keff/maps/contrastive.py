@@ -27,6 +27,10 @@ def _val_split(n: int, groups: np.ndarray | None, val_frac: float, seed: int) ->
     return split.train, split.val
 
 
+#: The starts a ContrastiveMap can train from.
+INITS = ("identity", "procrustes")
+
+
 @register_map("contrastive")
 class ContrastiveMap(Map):
     """Identity-initialised affine map ``X @ W_ + b_`` trained with InfoNCE against the answers.
@@ -48,6 +52,10 @@ class ContrastiveMap(Map):
         Share of the pairs (by group when groups are given) held out for early stopping.
     seed : int
         Seeds the split and torch.
+    init : {"identity", "procrustes"}
+        The start (epoch 0): the identity (questions and answers in one space), or a centred,
+        scaled orthogonal Procrustes map fitted on the training pairs (two models' spaces, e.g.
+        anchors embedded by an old and a new encoder; dimensions may then differ).
     """
 
     _state = {"W_": ("source_dim_", "target_dim_"), "b_": ("target_dim_",)}
@@ -63,6 +71,7 @@ class ContrastiveMap(Map):
         batch_size: int = 128,
         val_frac: float = 0.15,
         seed: int = 0,
+        init: str = "identity",
     ) -> None:
         self.temperature = temperature
         self.lr = lr
@@ -72,6 +81,7 @@ class ContrastiveMap(Map):
         self.batch_size = batch_size
         self.val_frac = val_frac
         self.seed = seed
+        self.init = init
 
     fit_takes_groups = True
 
@@ -80,7 +90,9 @@ class ContrastiveMap(Map):
         pairs whose answers all count as right for each other's questions (the validation split
         is drawn by group and scored at group level)."""
         X, Y = check_pair(X, Y, min_rows=4)
-        if X.shape[1] != Y.shape[1]:
+        if self.init not in INITS:
+            raise KeffError(f"init must be one of {', '.join(INITS)}; got {self.init!r}")
+        if self.init == "identity" and X.shape[1] != Y.shape[1]:
             raise KeffError(
                 f"ContrastiveMap needs questions and answers of one dimension; got {X.shape[1]} and {Y.shape[1]}"
             )
@@ -88,7 +100,7 @@ class ContrastiveMap(Map):
         if g is not None and g.shape != (len(X),):
             raise KeffError(f"groups must have one entry per pair ({len(X)}); got shape {g.shape}")
         self._train(X, Y, g)
-        self.source_dim_ = self.target_dim_ = int(X.shape[1])
+        self.source_dim_, self.target_dim_ = int(X.shape[1]), int(Y.shape[1])
         return self
 
     def _train(self, X: np.ndarray, Y: np.ndarray, groups: np.ndarray | None) -> None:
@@ -120,8 +132,9 @@ class ContrastiveMap(Map):
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            W = torch.nn.Parameter(torch.eye(d))
-            b = torch.nn.Parameter(torch.zeros(d))
+            W0, b0 = self._start(X[fit_rows], Y[fit_rows])
+            W = torch.nn.Parameter(torch.from_numpy(W0))
+            b = torch.nn.Parameter(torch.from_numpy(b0))
             opt = torch.optim.AdamW([W, b], lr=self.lr, weight_decay=self.weight_decay)
             best = (val_mrr(W, b), 0, W.detach().clone(), b.detach().clone())
             history, stale = [best[0]], 0
@@ -149,6 +162,15 @@ class ContrastiveMap(Map):
         self.b_ = best[3].numpy().astype(np.float32)
         self.best_epoch_ = int(best[1])
         self.history_ = history
+
+    def _start(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Epoch 0's ``(W, b)``: the identity, or Procrustes fitted on the training pairs only."""
+        if self.init == "identity":
+            return np.eye(X.shape[1], dtype=np.float32), np.zeros(X.shape[1], np.float32)
+        from keff.maps.procrustes import Procrustes
+
+        p = Procrustes(center=True, scale=True).fit(X, Y)
+        return (p.scale_ * p.W_).astype(np.float32), p.b_.astype(np.float32)
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         return X @ self.W_ + self.b_

@@ -16,6 +16,10 @@ MAP_SETTINGS: dict[str, dict[str, Any]] = {
     "affine": {},
     "lowrank": {"base": "none"},
     "mlp": {"hidden": 512},
+    # ranking loss on the anchor pairs (in-batch InfoNCE), from the Procrustes start
+    "contrastive": {"init": "procrustes", "epochs": 30, "patience": 3, "batch_size": 256},
+    # local Procrustes: a global Procrustes base, then per-cluster corrections routed by the mapped vector
+    "cluster-routed": {"base": "procrustes", "n_clusters": 16, "rank": 32},
 }
 #: Seeds and anchor counts of a ``quick`` (smoke) run.
 QUICK_SEEDS, QUICK_ANCHORS = (0,), (100, 1000)
@@ -43,6 +47,12 @@ class UpgradeConfig:
         Rank of the low-rank map.
     medquad_groups, medquad_anchor_pool : int
         MedQuAD: groups sampled for evaluation, and answers of other groups drawn as the pool.
+    anchor_source : {"corpus", "generic"}
+        Where anchors come from: the evaluation corpus's own texts (MedQuAD: answers of other
+        groups), or ``generic_pool`` seeded texts of the other shared corpora (WikiText
+        paragraphs, MedQuAD and skills answers, SciFact abstracts; never the evaluated one).
+    generic_pool : int
+        Size of the generic anchor pool.
     latency_corpus : str or None
         The corpus whose vectors time the maps (None: no timing); timed only when it is one of
         ``corpora``.
@@ -63,6 +73,8 @@ class UpgradeConfig:
     rank: int = 128
     medquad_groups: int = 300
     medquad_anchor_pool: int = 3000
+    anchor_source: str = "corpus"
+    generic_pool: int = 10000
     latency_corpus: str | None = "scifact"
     latency_anchors: int = 1000
     latency_batch: int = 1024
@@ -75,6 +87,8 @@ class UpgradeConfig:
         unknown = sorted(set(self.maps) - set(MAP_SETTINGS))
         if not self.maps or unknown:
             raise KeffError(f"maps must be among {', '.join(MAP_SETTINGS)}; got {list(self.maps)}")
+        if self.anchor_source not in ("corpus", "generic"):
+            raise KeffError(f"anchor_source must be corpus or generic; got {self.anchor_source!r}")
         if not self.corpora or not self.seeds or not self.anchors or min(self.anchors) < 2:
             raise KeffError("corpora, seeds and anchors must be non-empty, with at least 2 anchors")
 

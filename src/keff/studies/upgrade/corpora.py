@@ -9,6 +9,7 @@ import numpy as np
 
 from keff.data import load_beir, load_qa, sample_groups
 from keff.encoders import get_encoder
+from keff.errors import DataError
 from keff.studies.common import log
 from keff.studies.upgrade.config import UpgradeConfig
 from keff.tasks import RetrievalTask, beir_task, qa_task
@@ -65,11 +66,68 @@ def medquad_corpus(data: Path, n_groups: int, pool_size: int, seed: int) -> Corp
     return Corpus("medquad", task, pool, note)
 
 
+#: The shared corpora generic anchors are drawn from (a corpus never lends anchors to its own evaluation).
+GENERIC_SOURCES = ("wikitext", "medquad", "skills", "scifact")
+
+
+def generic_texts(data: Path, source: str) -> list[str] | None:
+    """The distinct texts of one shared corpus (WikiText paragraphs, MedQuAD or skills answers,
+    SciFact abstracts), or None when its file is not in ``data``."""
+    if source == "wikitext":
+        from keff.data.sequences import wikitext_sequences
+
+        path = data / "sequences" / "wikitext_test.raw"
+        if not path.is_file():
+            return None
+        texts = [u for units in wikitext_sequences(path).units for u in units]
+    elif source in ("medquad", "skills"):
+        path = data / "qa" / ("skills_qa.jsonl" if source == "skills" else "medquad.jsonl")
+        if not path.is_file():
+            return None
+        texts = load_qa(path, preset=source).answers
+    else:
+        if not (data / "beir" / source / "corpus.jsonl").is_file():
+            return None
+        texts = list(load_beir(data / "beir" / source, splits=[]).doc_texts)
+    return list(dict.fromkeys(texts))
+
+
+def generic_pool(data: Path, exclude: str, size: int, seed: int) -> tuple[list[str], str]:
+    """A seeded pool of ``size`` distinct texts from the shared corpora other than ``exclude``
+    (unlabelled text a user has anyway, not the evaluation corpus), and a note of its make-up
+    (naming the sources absent from ``data``).
+
+    Raises
+    ------
+    DataError
+        When no source is present.
+    """
+    found = {src: generic_texts(data, src) for src in GENERIC_SOURCES if src != exclude}
+    by_source = {src: texts for src, texts in found.items() if texts}
+    if not by_source:
+        raise DataError(f"no generic anchor source in {data}: looked for {', '.join(found)}")
+    texts = list(dict.fromkeys(t for src in by_source.values() for t in src))
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(texts), size=min(size, len(texts)), replace=False))
+    pool = [texts[i] for i in rows]
+    chosen = set(pool)
+    parts = ", ".join(f"{sum(t in chosen for t in src):,} {name}" for name, src in by_source.items())
+    absent = [src for src, texts in found.items() if not texts]
+    missing = f"; absent: {', '.join(absent)}" if absent else ""
+    return pool, f"{len(pool):,} generic anchors ({parts}{missing}; seed {seed})"
+
+
 def build_corpus(key: str, data: Path, config: UpgradeConfig) -> Corpus:
-    """The corpus named ``key`` (see :attr:`UpgradeConfig.corpora`)."""
+    """The corpus named ``key`` (see :attr:`UpgradeConfig.corpora`), with its own anchor pool or,
+    when ``config.anchor_source`` is ``"generic"``, a pool of the other shared corpora's texts."""
     if key == "medquad":
-        return medquad_corpus(data, config.medquad_groups, config.medquad_anchor_pool, MEDQUAD_SEED)
-    return beir_corpus(data, key)
+        corpus = medquad_corpus(data, config.medquad_groups, config.medquad_anchor_pool, MEDQUAD_SEED)
+    else:
+        corpus = beir_corpus(data, key)
+    if config.anchor_source == "generic":
+        pool, note = generic_pool(data, key, config.generic_pool, MEDQUAD_SEED)
+        return replace(corpus, anchor_pool=pool, note=corpus.note.split("; anchors")[0] + "; " + note)
+    return corpus
 
 
 def encode_corpus(corpus: Corpus, name: str) -> Encoded:

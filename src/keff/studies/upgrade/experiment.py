@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keff.arrays import l2_normalize
-from keff.eval import compare_systems, evaluate_retrieval
+from keff.eval import compare_systems, evaluate_retrieval, gap_closed, paired_bootstrap_ci
 from keff.maps import Map, make_map, map_params, per_text_cosine
 from keff.studies.common import log
 from keff.studies.upgrade.config import MAP_SETTINGS, UpgradeConfig
@@ -19,7 +19,12 @@ CONDITIONS = {
     "c": "new queries mapped to the old index",
     "d": "old corpus mapped to the new space",
     "e": "(a) + (d): cosines of both averaged (equal weights, not tuned)",
+    "h": "(a) + (d) weighted, the weight chosen on held-out anchors (their new-model neighbours)",
 }
+#: The hybrid weights tried on held-out anchors (weight of the old model's cosine).
+HYBRID_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
+#: Held-out anchors (never fitted on) that choose the hybrid's weight, at most.
+HELD_OUT_ANCHORS = 1000
 #: The fitting directions: new->old maps the queries (c), old->new the corpus (d and e).
 DIRECTIONS = {"new->old": "c", "old->new": "d"}
 
@@ -31,6 +36,7 @@ class PairResult:
     rows: list[dict]
     comparisons: list[dict]
     latency_maps: dict[tuple[str, str], Map]
+    gaps: list[dict]
 
 
 def score(task: RetrievalTask, q: np.ndarray, d: np.ndarray) -> tuple[dict, dict]:
@@ -54,8 +60,8 @@ def study_params(kind: str, rank: int, seed: int) -> dict:
     the kinds that take them."""
     takes = map_params(kind)
     return {
-        **MAP_SETTINGS[kind],
         **({"rank": rank} if "rank" in takes else {}),
+        **MAP_SETTINGS[kind],  # a kind's own setting (e.g. the cluster maps' rank) wins
         **({"seed": seed} if "seed" in takes else {}),
     }
 
@@ -83,19 +89,51 @@ def latency_maps_of(kind: str, fitted: dict[str, Map]) -> dict[tuple[str, str], 
     return {(DIRECTIONS[direction], kind): m for direction, m in fitted.items()}
 
 
-def mapped_outcomes(task: RetrievalTask, vo: Encoded, vn: Encoded, fitted: dict[str, Map]) -> dict[str, tuple]:
-    """Conditions (c), (d), (e): ``((metrics, per-query nDCG), direction, doc cosine to new)``."""
+def hybrid(q_old: np.ndarray, q_new: np.ndarray, d_old: np.ndarray, d_mapped: np.ndarray, w: float):
+    """Query and document rows whose inner product is ``w cos(old) + (1 - w) cos(new, mapped)``."""
+    a, b = np.sqrt(w), np.sqrt(1.0 - w)
+    q = np.hstack([a * l2_normalize(q_old), b * l2_normalize(q_new)])
+    return q, np.hstack([a * l2_normalize(d_old), b * l2_normalize(d_mapped)])
+
+
+def choose_hybrid_weight(old: np.ndarray, new: np.ndarray, mapped: np.ndarray, k: int = 10) -> tuple[float, list]:
+    """The hybrid weight (of :data:`HYBRID_WEIGHTS`) whose ranking of held-out anchors best
+    recovers each anchor's ``k`` nearest neighbours under the new model (recall@k, the anchor
+    itself excluded): a proxy for "as close to re-embedding as possible" that needs no
+    evaluation query. ``old``, ``new``: the held-out anchors' vectors; ``mapped``: old mapped."""
+    target = l2_normalize(new) @ l2_normalize(new).T
+    np.fill_diagonal(target, -np.inf)
+    truth = np.argpartition(-target, k, axis=1)[:, :k]
+    recalls = []
+    for w in HYBRID_WEIGHTS:
+        q, d = hybrid(old, new, old, mapped, w)
+        s = q @ d.T
+        np.fill_diagonal(s, -np.inf)
+        top = np.argpartition(-s, k, axis=1)[:, :k]
+        hits = (top[:, :, None] == truth[:, None, :]).any(axis=2).sum(axis=1)
+        recalls.append(float(hits.mean() / k))
+    return HYBRID_WEIGHTS[int(np.argmax(recalls))], recalls
+
+
+def mapped_outcomes(
+    task: RetrievalTask, vo: Encoded, vn: Encoded, fitted: dict[str, Map], held: np.ndarray | None = None
+) -> dict[str, tuple]:
+    """Conditions (c), (d), (e) and, given held-out anchor rows, (h): ``((metrics, per-query
+    nDCG), direction, doc cosine to new, extra)``."""
     mapped_queries = fitted["new->old"].transform(vn.queries)
     mapped_docs = fitted["old->new"].transform(vo.docs)
-    # (e): concatenated unit halves, so the inner product is the mean of the two cosines
-    both_q = np.hstack([l2_normalize(vo.queries), l2_normalize(vn.queries)])
-    both_d = np.hstack([l2_normalize(vo.docs), l2_normalize(mapped_docs)])
-    held = float(per_text_cosine(mapped_docs, vn.docs).mean())
-    return {
-        "c": (score(task, mapped_queries, vo.docs), "new->old", None),
-        "d": (score(task, vn.queries, mapped_docs), "old->new", held),
-        "e": (score(task, both_q, both_d), "old->new", held),
+    held_cos = float(per_text_cosine(mapped_docs, vn.docs).mean())
+    out = {
+        "c": (score(task, mapped_queries, vo.docs), "new->old", None, {}),
+        "d": (score(task, vn.queries, mapped_docs), "old->new", held_cos, {}),
+        "e": (score(task, *hybrid(vo.queries, vn.queries, vo.docs, mapped_docs, 0.5)), "old->new", held_cos, {}),
     }
+    if held is not None and len(held):
+        w, recalls = choose_hybrid_weight(vo.anchors[held], vn.anchors[held],
+                                          fitted["old->new"].transform(vo.anchors[held]))  # fmt: skip
+        q, d = hybrid(vo.queries, vn.queries, vo.docs, mapped_docs, w)
+        out["h"] = (score(task, q, d), "old->new", held_cos, {"hybrid_weight": w, "held_out_recall": recalls})
+    return out
 
 
 def run_pair(corpus: Corpus, old: str, new: str, vecs: dict[str, Encoded], config: UpgradeConfig) -> PairResult:
@@ -117,14 +155,19 @@ def run_pair(corpus: Corpus, old: str, new: str, vecs: dict[str, Encoded], confi
             continue
         for seed in config.seeds:
             idx = draw_anchors(len(corpus.anchor_pool), n_anchors, seed)
+            rest = np.setdiff1d(np.arange(len(corpus.anchor_pool)), idx)
+            held = np.sort(np.random.default_rng(seed).permutation(rest)[:HELD_OUT_ANCHORS])
+            if len(held) < 100:
+                held = None
             for kind in config.maps:
                 fitted, fit_s = fit_both_directions(kind, config, seed, vo.anchors[idx], vn.anchors[idx])
-                for cond, ((metrics, pq), direction, cosine) in mapped_outcomes(task, vo, vn, fitted).items():
+                outcomes = mapped_outcomes(task, vo, vn, fitted, held)
+                for cond, ((metrics, pq), direction, cosine, extra) in outcomes.items():
                     rows.append(
                         {
                             **base, "condition": cond, "map": kind, "n_anchors": n_anchors, "seed": seed,
                             "metrics": metrics, "pct_ceiling": 100 * metrics["ndcg@10"] / m_b["ndcg@10"],
-                            "fit_seconds": fit_s[direction], "doc_cosine_to_new": cosine,
+                            "fit_seconds": fit_s[direction], "doc_cosine_to_new": cosine, **extra,
                         }
                     )  # fmt: skip
                     acc = per_query.setdefault(f"{cond}/{kind}/{n_anchors}", {q: 0.0 for q in pq})
@@ -133,7 +176,7 @@ def run_pair(corpus: Corpus, old: str, new: str, vecs: dict[str, Encoded], confi
                 if n_anchors == config.latency_anchors and seed == config.seeds[0]:
                     latency_maps.update(latency_maps_of(kind, fitted))
             log(f"  {corpus.key} {old}->{new}: {n_anchors} anchors, seed {seed} done")
-    return PairResult(rows, pair_comparisons(per_query, base), latency_maps)
+    return PairResult(rows, pair_comparisons(per_query, base), latency_maps, pair_gaps(per_query, base))
 
 
 def pair_comparisons(per_query: dict[str, dict], base: dict) -> list[dict]:
@@ -141,10 +184,33 @@ def pair_comparisons(per_query: dict[str, dict], base: dict) -> list[dict]:
     comparisons = []
     for cond in CONDITIONS:
         systems = {k: v for k, v in per_query.items() if k.startswith(cond + "/")}
+        if not systems:  # (h) needs held-out anchors the pool may not have
+            continue
         for ref in ("a", "b"):
             for c in compare_systems({ref: per_query[ref], **systems}, ref, metric="ndcg@10", seed=0):
                 comparisons.append({**base, "condition": cond, "against": ref, **c.__dict__})
     return comparisons
+
+
+def pair_gaps(per_query: dict[str, dict], base: dict) -> list[dict]:
+    """Per mapped system: the share of the (a)-to-(b) gap it closes (bootstrap CI over queries),
+    and whether it regresses (significantly below the old model (a): paired CI entirely below 0)."""
+    qs = sorted(per_query["a"])
+    a, b = (np.array([per_query[r][q] for q in qs]) for r in ("a", "b"))
+    out = []
+    for key, pq in per_query.items():
+        if key in ("a", "b"):
+            continue
+        cond, kind, n = key.split("/")
+        m = np.array([pq[q] for q in qs])
+        diff, lo, hi = paired_bootstrap_ci(m, a, seed=0)
+        row = {**base, "condition": cond, "map": kind, "n_anchors": int(n), "vs_old": diff,
+               "vs_old_ci": [lo, hi], "regression": bool(hi < 0), "gap_closed": None, "gap_ci": None}  # fmt: skip
+        if b.mean() > a.mean():
+            g, glo, ghi = gap_closed(m, a, b, seed=0)
+            row.update(gap_closed=g, gap_ci=[glo, ghi])
+        out.append(row)
+    return out
 
 
 def baseline_row(corpus: str, old: str, new: str, rows: list[dict]) -> dict:

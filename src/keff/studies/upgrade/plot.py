@@ -1,8 +1,11 @@
-"""The upgrade figure: % of the ceiling nDCG@10 against anchors, one panel per corpus, pair and condition."""
+"""The upgrade figures: % of the ceiling nDCG@10, and gap closed, against anchors; one panel per
+corpus, pair and condition."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from keff.atomic import atomic_path
 from keff.studies.upgrade.experiment import CONDITIONS
@@ -34,14 +37,56 @@ def plot(results: dict, path: Path) -> Path:
         ax.axhline(100, color="k", lw=0.8)
         ax.axhline(a["pct_a"], color="grey", ls="--", lw=0.8, label="old model (a)")
         ax.axhline(98, color="red", ls=":", lw=0.8, label="98% target")
-        ax.set_xscale("log")
-        ax.set_title(f"{corpus}: {old}->{new}, ({cond}) {CONDITIONS[cond]}", fontsize=8)
-        ax.set_xlabel("anchors", fontsize=8)
-        ax.set_ylabel("% of ceiling nDCG@10", fontsize=8)
-        ax.tick_params(labelsize=7)
-        if i == 0:
-            ax.legend(fontsize=7)
+        _label(ax, f"{corpus}: {old}->{new}, ({cond}) {CONDITIONS[cond]}", "% of ceiling nDCG@10", legend=i == 0)
+    return _save(fig, path)
+
+
+def _label(ax, title: str, ylabel: str, *, legend: bool) -> None:
+    """Log anchor axis, title, labels (and the legend on the first panel)."""
+    ax.set_xscale("log")
+    ax.set_title(title, fontsize=7)
+    ax.set_xlabel("anchors", fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    if legend:
+        ax.legend(fontsize=6)
+
+
+def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return Path(path)
+
+
+def plot_gap(results: dict, path: Path, conditions: str = "cd") -> Path:
+    """Gap closed (with its CI) against the anchor count, one line per map, one panel per corpus,
+    pair and condition (of ``conditions``), over every part of ``results`` (or ``results``
+    itself); 0 is the old model, 1 the new one."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    parts = results.get("parts", [results])
+    gaps = [g for part in parts for g in part["gaps"] if g["gap_closed"] is not None and g["condition"] in conditions]
+    panels = sorted({(g["corpus"], g["old"], g["new"], g["condition"]) for g in gaps})
+    cols = 2
+    rows_n = max(1, (len(panels) + 1) // cols)
+    fig = Figure(figsize=(11, 3.2 * rows_n), dpi=110)
+    FigureCanvasAgg(fig)
+    for i, (corpus, old, new, cond) in enumerate(panels):
+        ax = fig.add_subplot(rows_n, cols, i + 1)
+        for kind in sorted({g["map"] for g in gaps}):
+            mine = [g for g in gaps if (g["corpus"], g["old"], g["new"], g["condition"], g["map"])
+                    == (corpus, old, new, cond, kind)]  # fmt: skip
+            pts = sorted((g["n_anchors"], g["gap_closed"], *g["gap_ci"]) for g in mine)
+            if pts:
+                x, y, lo, hi = (np.array(v, dtype=float) for v in zip(*pts))
+                lo, hi = np.clip(lo, -2, 2), np.clip(hi, -2, 2)
+                ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", ms=3, capsize=2, label=kind)
+        ax.axhline(1, color="k", lw=0.8, label="new model (b)")
+        ax.axhline(0, color="grey", ls="--", lw=0.8, label="old model (a)")
+        ax.axhline(0.5, color="red", ls=":", lw=0.8, label="50% target")
+        ax.set_ylim(-1.5, 1.5)
+        _label(ax, f"{corpus}: {old}->{Path(new).name}, ({cond}) {CONDITIONS[cond]}", "gap closed (nDCG@10)",
+               legend=i == 0)  # fmt: skip
+    return _save(fig, path)

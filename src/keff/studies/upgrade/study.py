@@ -37,7 +37,8 @@ def run(config: UpgradeConfig, *, data: Path) -> dict:
     dict
         JSON-ready: ``benchmark``, ``meta``, ``config``, ``notes`` (per corpus), ``baselines``
         (conditions (a) and (b) per corpus and pair), ``rows`` (every fitted map's metrics),
-        ``summary`` (mean and std over seeds), ``comparisons`` (paired tests), ``latency``. The
+        ``summary`` (mean and std over seeds), ``comparisons`` (paired tests), ``gaps`` (gap closed
+        and regression per mapped system), ``latency``. The
         driver adds ``plot``, the figure's file name.
 
     Raises
@@ -52,7 +53,7 @@ def run(config: UpgradeConfig, *, data: Path) -> dict:
         log(f"the maps are not timed: latency corpus {config.latency_corpus} is not among {list(config.corpora)}")
     encoders = encoder_names(config)
     fingerprints = {n: get_encoder(n).fingerprint for n in encoders}
-    rows, comparisons, latency, baselines, notes = [], [], [], [], {}
+    rows, comparisons, gaps, latency, baselines, notes = [], [], [], [], [], {}
     for key in config.corpora:
         corpus = build_corpus(key, data, config)
         notes[key] = corpus.note
@@ -61,6 +62,7 @@ def run(config: UpgradeConfig, *, data: Path) -> dict:
             pair = run_pair(corpus, old, new, vecs, config)
             rows += pair.rows
             comparisons += pair.comparisons
+            gaps += pair.gaps
             baselines.append(baseline_row(key, old, new, pair.rows))
             if key == config.latency_corpus:
                 latency += latency_rows(pair.latency_maps, vecs, old, new, config)
@@ -72,6 +74,7 @@ def run(config: UpgradeConfig, *, data: Path) -> dict:
         "baselines": baselines,
         "summary": summarize(rows),
         "comparisons": comparisons,
+        "gaps": gaps,
         "latency": latency,
         "rows": rows,
     }

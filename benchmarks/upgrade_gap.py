@@ -1,0 +1,68 @@
+"""Model upgrades measured by the share of the old-to-new gap they close.
+
+The study is :mod:`keff.studies.upgrade`; every mapped system gets its gap closed (with a
+bootstrap CI over queries) and whether it regresses below the old model. Three parts, on
+SciFact test:
+
+- ``generic``: minilm-l3-onnx -> minilm with anchors from the other shared corpora only;
+- ``corpus``: minilm-l3-onnx -> minilm and -> mpnet with anchors from the SciFact corpus
+  (unlabelled documents the index holds anyway);
+- ``sibling``: minilm -> minilm fine-tuned on SciFact's training pairs (the "I fine-tuned my
+  model" upgrade), anchors from the corpus.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/upgrade_gap.py [--data ../shared/data] [--parts generic,corpus,sibling]
+
+Writes benchmarks/results/upgrade_gap.json and .png; benchmarks/render.py renders them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from keff.eval import run_metadata
+from keff.studies.common import log, shared_data, write_json
+from keff.studies.upgrade import UpgradeConfig, plot_gap, run
+from keff.studies.upgrade.sibling import finetuned_sibling
+
+HERE = Path(__file__).resolve().parent
+SEEDS = (0, 1, 2)
+#: Maps of every part; the local map (cluster-routed) needs one width on both sides.
+MAPS = ("procrustes", "affine", "contrastive", "cluster-routed")
+
+
+def part_config(part: str, data: Path) -> UpgradeConfig:
+    common = {"corpora": ("scifact",), "seeds": SEEDS, "latency_corpus": None}
+    if part == "generic":
+        return UpgradeConfig(pairs=(("minilm-l3-onnx", "minilm"),), maps=MAPS, anchors=(1000, 3000, 10000),
+                             anchor_source="generic", generic_pool=11000, **common)  # fmt: skip
+    if part == "corpus":
+        return UpgradeConfig(pairs=(("minilm-l3-onnx", "minilm"), ("minilm-l3-onnx", "mpnet")),
+                             maps=("procrustes", "affine", "contrastive"), anchors=(1000, 3000), **common)  # fmt: skip
+    if part == "sibling":
+        return UpgradeConfig(pairs=(("minilm", str(finetuned_sibling(data))),), maps=MAPS, anchors=(100, 300, 1000),
+                             **common)  # fmt: skip
+    raise SystemExit(f"unknown part {part!r}: choose from generic, corpus, sibling")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=None, help="shared data folder (default: ../shared/data)")
+    p.add_argument("--parts", default="generic,corpus,sibling")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "upgrade_gap.json")
+    args = p.parse_args(argv)
+    data = shared_data(args.data)
+    parts = []
+    for part in args.parts.split(","):
+        log(f"part {part}")
+        parts.append({"part": part, **run(part_config(part, data), data=data)})
+    results = {"benchmark": "upgrade_gap", "meta": run_metadata(seed=SEEDS[0]), "parts": parts}
+    png = plot_gap(results, args.out.with_suffix(".png"))
+    write_json(args.out, {**results, "plot": png.name})
+    log(f"wrote {args.out} and {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
