@@ -34,6 +34,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/upgrade.py
 	$(BIN)/python benchmarks/fusion.py
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/projection.py
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/upgrade_gap.py
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/adapters.py
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/predict.py
+	$(BIN)/python benchmarks/index.py
+	$(BIN)/python benchmarks/index_scale.py
+	$(BIN)/python benchmarks/index_upgrade.py
 	$(BIN)/python benchmarks/render.py
 
 clean:

@@ -58,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"part {part}")
         parts.append({"part": part, **run(part_config(part, data), data=data)})
     results = {"benchmark": "upgrade_gap", "meta": run_metadata(seed=SEEDS[0]), "parts": parts}
-    png = plot_gap(results, args.out.with_suffix(".png"))
-    write_json(args.out, {**results, "plot": png.name})
+    png = args.out.with_suffix(".png")
+    write_json(args.out, {**results, "plot": png.name})  # the results first: a figure failing loses nothing
+    plot_gap(results, png)
     log(f"wrote {args.out} and {png}")
     return 0
 

@@ -223,3 +223,15 @@ def test_gap_report_renders_every_part(tiny, tmp_path):
     text = load_script("render").render_upgrade_gap(gap)
     assert "### generic:" in text and "#### sample: hash -> hash" in text and "| d | procrustes | 12 |" in text
     assert plot_gap(gap, tmp_path / "gap.png").stat().st_size > 0
+
+
+def test_gap_plot_draws_unbounded_and_far_out_intervals(tmp_path):
+    from keff.studies.upgrade import plot_gap
+
+    def gap(cond, n, value, lo, hi):
+        return {"corpus": "s", "old": "o", "new": "/models/n", "condition": cond, "map": "m", "n_anchors": n,
+                "gap_closed": value, "gap_ci": [lo, hi]}  # fmt: skip
+
+    gaps = [gap("c", 1000, -2.5, -np.inf, -1.9), gap("c", 3000, 0.5, 0.2, np.inf), gap("d", 10, -3, -4, -2.2)]
+    parts = [{"gaps": gaps}]
+    assert plot_gap({"parts": parts}, tmp_path / "gap.png").stat().st_size > 0
