@@ -193,3 +193,12 @@ def test_diagnose_refuses_a_map_fitted_for_other_encoders(tmp_path, capsys):
     line = _fails(["align", "diagnose", "--source", "hash", "--target", "hash", "--texts", SAMPLE, "--map", str(out)],
                   capsys)  # fmt: skip
     assert "fitted with target" in line and "ffffffffffff" in line
+
+
+def test_fit_defaults_to_the_affine_map(tmp_path):
+    planted_pair(tmp_path)
+    out = tmp_path / "m.sef"
+    assert main_ok(["align", "fit", "--source", "hash", "--target", "hash", "--source-vectors", str(tmp_path / "x.npy"),
+                    "--target-vectors", str(tmp_path / "y.npy"), "--out", str(out)])  # fmt: skip
+    m, _ = load_map(out)
+    assert type(m).__name__ == "Affine"

@@ -33,7 +33,10 @@ def fit_command(
     target_vectors: Path = typer.Option(None, help="Instead of texts: target-model anchor vectors (.npy), same rows."),
     n_anchors: int = typer.Option(None, min=1, help="Draw this many anchors at random (seeded); default all."),
     kind: str = typer.Option(
-        "procrustes", "--map", help="Map kind: procrustes, affine, lowrank, mlp, ... (keff.maps.MAPS)."
+        "affine",
+        "--map",
+        help="Map kind: affine (default: the best map of old vectors into a new model's space in "
+        "benchmarks/upgrade_gap.py), procrustes, lowrank, mlp, contrastive, ... (keff.maps.MAPS).",
     ),
     rank: int = typer.Option(64, min=1, help="Rank of the low-rank map."),
     holdout: float = typer.Option(0.1, min=0.0, max=0.9, help="Share of anchors held out to measure the fit."),
