@@ -7,25 +7,22 @@ Writes benchmarks/results/projection.json and .png; benchmarks/render.py renders
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from keff.studies.common import log, shared_data, write_json
+from keff.studies.common import driver_parser, save_results, shared_data
 from keff.studies.projection import ProjectionConfig, plot, run
 
 HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=None, help="shared data folder (default: ../shared/data)")
+    p = driver_parser(__doc__, HERE / "results" / "projection.json")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--medquad-mpnet-groups", type=int, default=300, help="MedQuAD groups for mpnet (too slow for all)")
     p.add_argument("--throughput-batch", type=int, default=10000)
     p.add_argument("--throughput-repeats", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="skills with minilm only, no student (a smoke run)")
-    p.add_argument("--out", type=Path, default=HERE / "results" / "projection.json")
     args = p.parse_args(argv)
     config = ProjectionConfig(
         seed=args.seed,
@@ -35,10 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
     )
     results = run(config, data=shared_data(args.data))
-    png = plot(results["results"], args.out.with_suffix(".png"))
-    results["plot"] = png.name
-    write_json(args.out, results)
-    log(f"wrote {args.out} and {png}")
+    save_results(args.out, results, lambda png: plot(results["results"], png))
     return 0
 
 

@@ -180,6 +180,15 @@ def render_baselines(res: dict) -> str:
     return "\n".join(out)
 
 
+def upgrade_baselines(baselines: list[dict]) -> list[str]:
+    """The table of (a) the old and (b) the new model per corpus and pair (a model folder by its name)."""
+    out = ["| corpus | old -> new | (a) old | (b) new | (a) as % of (b) |", "|---|---|---|---|---|"]
+    for b in baselines:
+        out.append(f"| {b['corpus']} | {b['old']} -> {Path(b['new']).name} | {b['ndcg_a']:.4f} | {b['ndcg_b']:.4f} | "
+                   f"{b['pct_a']:.1f}% |")  # fmt: skip
+    return out
+
+
 def render_upgrade(res: dict) -> str:
     meta, cfg = res["meta"], res["config"]
     out = [
@@ -197,11 +206,7 @@ def render_upgrade(res: dict) -> str:
         "",
     ]
     out += [f"- {k}: {v}" for k, v in res["notes"].items()]
-    out += ["", "| corpus | old -> new | (a) old | (b) new | (a) as % of (b) |", "|---|---|---|---|---|"]
-    for b in res["baselines"]:
-        out.append(
-            f"| {b['corpus']} | {b['old']} -> {b['new']} | {b['ndcg_a']:.4f} | {b['ndcg_b']:.4f} | {b['pct_a']:.1f}% |"
-        )
+    out += ["", *upgrade_baselines(res["baselines"])]
     anchors = cfg["anchors"]
     for b in res["baselines"]:
         key = (b["corpus"], b["old"], b["new"])
@@ -1103,10 +1108,7 @@ def render_gap_part(part: dict) -> list[str]:
     out = [f"### {part['part']}: {PART_TITLES.get(part['part'], '')}", "",
            f"Seeds {cfg['seeds']}, anchors {cfg['anchors']}, maps {', '.join(cfg['maps'])}."]  # fmt: skip
     out += [f"- {k}: {v}" for k, v in part["notes"].items()]
-    out += ["", "| corpus | old -> new | (a) old | (b) new | (a) as % of (b) |", "|---|---|---|---|---|"]
-    for b in part["baselines"]:
-        out.append(f"| {b['corpus']} | {b['old']} -> {Path(b['new']).name} | {b['ndcg_a']:.4f} | {b['ndcg_b']:.4f} | "
-                   f"{b['pct_a']:.1f}% |")  # fmt: skip
+    out += ["", *upgrade_baselines(part["baselines"])]
     summary = {(x["corpus"], x["old"], x["new"], x["condition"], x["map"], x["n_anchors"]): x for x in part["summary"]}
     weights: dict[tuple, list] = {}
     for r in part["rows"]:

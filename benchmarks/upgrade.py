@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from keff.errors import KeffError
-from keff.studies.common import log, shared_data, write_json
+from keff.studies.common import log, save_results, shared_data, write_json
 from keff.studies.upgrade import UpgradeConfig, plot, remeasure_latency, run
 
 HERE = Path(__file__).resolve().parent
@@ -83,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"re-measured latency in {args.out}")
         return 0
     results = run(config, data=data)
-    png = plot(results, args.out.with_suffix(".png"))
-    write_json(args.out, {**results, "plot": png.name})
-    log(f"wrote {args.out} and {png}")
+    save_results(args.out, results, lambda png: plot(results, png))
     return 0
 
 

@@ -17,12 +17,11 @@ Writes benchmarks/results/upgrade_gap.json and .png; benchmarks/render.py render
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from keff.eval import run_metadata
-from keff.studies.common import log, shared_data, write_json
+from keff.studies.common import driver_parser, log, save_results, shared_data
 from keff.studies.upgrade import UpgradeConfig, plot_gap, run
 from keff.studies.upgrade.sibling import finetuned_sibling
 
@@ -47,10 +46,8 @@ def part_config(part: str, data: Path) -> UpgradeConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=None, help="shared data folder (default: ../shared/data)")
+    p = driver_parser(__doc__, HERE / "results" / "upgrade_gap.json")
     p.add_argument("--parts", default="generic,corpus,sibling")
-    p.add_argument("--out", type=Path, default=HERE / "results" / "upgrade_gap.json")
     args = p.parse_args(argv)
     data = shared_data(args.data)
     parts = []
@@ -58,10 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"part {part}")
         parts.append({"part": part, **run(part_config(part, data), data=data)})
     results = {"benchmark": "upgrade_gap", "meta": run_metadata(seed=SEEDS[0]), "parts": parts}
-    png = args.out.with_suffix(".png")
-    write_json(args.out, {**results, "plot": png.name})  # the results first: a figure failing loses nothing
-    plot_gap(results, png)
-    log(f"wrote {args.out} and {png}")
+    save_results(args.out, results, lambda png: plot_gap(results, png))
     return 0
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -360,6 +360,25 @@ class Estimator:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def registrar(what: str, by_name: dict[str, type], by_type: dict[str, type]) -> Callable[[str], Callable[[type], type]]:
+    """The ``register_<kind>(name)`` class decorator of one registry: it files a class under its
+    short ``name`` in ``by_name`` and under its class name (as SEF files record it) in
+    ``by_type``, and sets ``cls.registered_as``; a name taken by another class is an error."""
+
+    def register(name: str) -> Callable[[type], type]:
+        def add(cls: type) -> type:
+            if name in by_name and by_name[name] is not cls:
+                raise KeffError(f"{what} name {name!r} is taken by {by_name[name].__name__}")
+            by_name[name] = cls
+            by_type[cls.__name__] = cls
+            cls.registered_as = name  # type: ignore[attr-defined]
+            return cls
+
+        return add
+
+    return register
 
 
 def n_parameters(est: Estimator | None) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 
 from keff.arrays import as_matrix
 from keff.errors import FormatError, KeffError
-from keff.estimator import DIM, ArraySpec, Estimator, ScalarSpec, rebuild
+from keff.estimator import DIM, ArraySpec, Estimator, ScalarSpec, rebuild, registrar
 from keff.sef import load_sef, save_sef, shown
 
 #: The map registry: short name (``"procrustes"``) -> class, filled by :func:`register_map`. The
@@ -28,18 +28,8 @@ MAPS: dict[str, type[Map]] = {}
 MAP_TYPES: dict[str, type[Map]] = {}
 
 
-def register_map(name: str) -> Callable[[type[Map]], type[Map]]:
-    """Class decorator: register a map class under the short ``name`` (and its class name)."""
-
-    def add(cls: type[Map]) -> type[Map]:
-        if name in MAPS and MAPS[name] is not cls:
-            raise KeffError(f"map name {name!r} is taken by {MAPS[name].__name__}")
-        MAPS[name] = cls
-        MAP_TYPES[cls.__name__] = cls
-        cls.registered_as = name
-        return cls
-
-    return add
+#: Class decorator: register a map class under the short ``name`` (and its class name).
+register_map = registrar("map", MAPS, MAP_TYPES)
 
 
 def map_params(kind: str) -> tuple[str, ...]:

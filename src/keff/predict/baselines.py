@@ -19,7 +19,7 @@ import numpy as np
 
 from keff.arrays import l2_normalize
 from keff.errors import FormatError, KeffError
-from keff.estimator import COUNT, ArraySpec, Estimator, is_finite_number, rebuild
+from keff.estimator import COUNT, ArraySpec, Estimator, is_finite_number, rebuild, registrar
 from keff.sef import load_sef, save_sef, shown
 
 #: The predictor registry: short name -> class (filled by :func:`register_predictor`).
@@ -30,16 +30,8 @@ PREDICTOR_TYPES: dict[str, type[Predictor]] = {}
 SEF_KIND = "predictor"
 
 
-def register_predictor(name: str):
-    def add(cls):
-        if name in PREDICTORS and PREDICTORS[name] is not cls:
-            raise KeffError(f"predictor name {name!r} is taken by {PREDICTORS[name].__name__}")
-        PREDICTORS[name] = cls
-        PREDICTOR_TYPES[cls.__name__] = cls
-        cls.registered_as = name
-        return cls
-
-    return add
+#: Class decorator: register a predictor class under a short name (and its class name).
+register_predictor = registrar("predictor", PREDICTORS, PREDICTOR_TYPES)
 
 
 def check_contexts(contexts: Any, targets: Any = None) -> tuple[np.ndarray, np.ndarray | None]:

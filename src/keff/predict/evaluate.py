@@ -153,13 +153,16 @@ def evaluate_sequences(
         raise KeffError(f"{len(V)} vectors for {len(texts)} units of {seq.name}")
     split = split_sequences(seq, val_frac=0.1, test_frac=0.2, seed=seed)
     leaky = np.array([normalize_text(t) in split.repeated for t in texts])
-    parts = {}
-    for name, docs in (("train", split.train), ("val", split.val), ("test", split.test)):
+
+    def clean_windows(docs):
+        """The windows of ``docs`` without those touching a unit repeated across the split, and how many those were."""
         w = make_windows(V, doc, pos, k, docs)
         bad = leaky[w.target_rows] | leaky[w.context_rows].any(axis=1)
-        parts[name] = w.subset(np.flatnonzero(~bad))
-        parts[f"{name}_dropped"] = int(bad.sum())
-    train, val, test = parts["train"], parts["val"], parts["test"]
+        return w.subset(np.flatnonzero(~bad)), int(bad.sum())
+
+    parts = {name: clean_windows(docs) for name, docs in (("train", split.train), ("val", split.val),
+                                                          ("test", split.test))}  # fmt: skip
+    (train, _), (val, _), (test, _) = parts["train"], parts["val"], parts["test"]
     log(f"  windows: {len(train)} train, {len(val)} val, {len(test)} test (k={k})")
 
     def val_scores(m):
@@ -167,11 +170,10 @@ def evaluate_sequences(
 
     models = _baselines(train, val_scores)
     baseline_names = list(models)
-    val_best = max(baseline_names, key=lambda n: val_scores(models[n])[HEAD].mean())
-    floor = float(val_scores(models[val_best])["cosine"].mean()) + COSINE_MARGIN
-    fit_all = make_windows(V, doc, pos, k, np.concatenate([split.train, split.val]))
-    keep = ~(leaky[fit_all.target_rows] | leaky[fit_all.context_rows].any(axis=1))
-    fit_all = fit_all.subset(np.flatnonzero(keep))
+    on_val = {n: val_scores(models[n]) for n in baseline_names}
+    val_best = max(baseline_names, key=lambda n: on_val[n][HEAD].mean())
+    floor = float(on_val[val_best]["cosine"].mean()) + COSINE_MARGIN
+    fit_all, _ = clean_windows(np.concatenate([split.train, split.val]))
     stopped: dict[str, str] = {}
     choices: dict[str, dict] = {}
     for name, params in models_wanted.items():
@@ -237,7 +239,7 @@ def evaluate_sequences(
         "unit": seq.unit,
         "documents": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "windows": {"train": len(train), "val": len(val), "test": len(test)},
-        "dropped_leaky_windows": {p: parts[f"{p}_dropped"] for p in ("train", "val", "test")},
+        "dropped_leaky_windows": {p: dropped for p, (_, dropped) in parts.items()},
         "repeated_units": len(split.repeated),
         "pool_units": int(np.isin(doc, split.test).sum()),
         "k": k,

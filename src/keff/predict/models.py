@@ -174,7 +174,7 @@ class SequencePredictor(Predictor):
         if g.shape != (len(C),):
             raise KeffError(f"groups must name one document per window ({len(C)}); got shape {g.shape}")
         if positions is None:
-            pos = np.full(len(C), -(10**9)) - np.arange(len(C)) * (C.shape[1] + 1)
+            pos = np.arange(len(C)) * (C.shape[1] + 1)  # unknown: spaced so no window is another's context
         else:
             pos = np.asarray(positions)
             if pos.shape != (len(C),) or not np.issubdtype(pos.dtype, np.integer):
@@ -201,12 +201,14 @@ class SequencePredictor(Predictor):
         return {"transition": modules.TransitionNet, "gru": modules.GRUNet, "attention": modules.AttentionNet,
                 "mixture": modules.MixtureNet}[self.kind](d, h, k)  # fmt: skip
 
+    def _within_context(self, lag: np.ndarray) -> np.ndarray:
+        """Whether a unit ``lag`` positions before a window's target (same document) is one of its context units."""
+        return (lag >= 1) & (lag <= self.context_length_)
+
     def _is_context(self, g, pos, rows, cands):
         """(len(rows), len(cands)) bool: candidate window's target is a context unit of the row's window."""
-        k = self.context_length_
         same = g[rows][:, None] == g[cands][None, :]
-        lag = pos[rows][:, None] - pos[cands][None, :]
-        return same & (lag >= 1) & (lag <= k)
+        return same & self._within_context(pos[rows][:, None] - pos[cands][None, :])
 
     def _doc_negatives(self, rng, pos, rows, fit_rows, start, count):
         """``doc_negatives`` training windows of each row's document (``fit_rows`` sorted by
@@ -214,8 +216,7 @@ class SequencePredictor(Predictor):
         draws that are the row itself or one of its context units."""
         offset = (rng.random((len(rows), self.doc_negatives)) * count[rows][:, None]).astype(int)
         draw = fit_rows[start[rows][:, None] + offset]
-        lag = pos[rows][:, None] - pos[draw]
-        return draw, (draw == rows[:, None]) | ((lag >= 1) & (lag <= self.context_length_))
+        return draw, (draw == rows[:, None]) | self._within_context(pos[rows][:, None] - pos[draw])
 
     def _train(self, C, T, g, pos, fit_rows, val_rows, progress):
         torch = require("torch", "st")

@@ -52,8 +52,8 @@ def _label(ax, title: str, ylabel: str, *, legend: bool) -> None:
         ax.legend(fontsize=6)
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:
+    fig.tight_layout(rect=rect)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return Path(path)
@@ -101,7 +101,4 @@ def plot_gap(results: dict, path: Path, conditions: str = "cd") -> Path:
                 Line2D([], [], color="grey", ls="--", lw=0.8, label="old model (a)"),
                 Line2D([], [], color="red", ls=":", lw=0.8, label="50% target")]  # fmt: skip
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return Path(path)
+    return _save(fig, path, rect=(0, 0.03, 1, 1))  # room for the legend below the panels
