@@ -8,11 +8,12 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from keff.docindex import backends
-from keff.docindex.backends import Searcher, backend_spec, exact_batch_size
+from keff.docindex.backends import Searcher, backend_spec
 from keff.docindex.vectors import load_vectors, write_vectors
 from keff.errors import KeffError
 from keff.index import ExactIndex
+from keff.index import exact as exact_module
+from keff.index.exact import EXACT_BATCH_SCORES, exact_batch_size
 
 
 def _peak(fn) -> tuple[object, int]:
@@ -27,7 +28,7 @@ def _peak(fn) -> tuple[object, int]:
 
 def test_exact_batches_hold_a_bounded_score_matrix():
     assert exact_batch_size(1_000) == 1024 and exact_batch_size(0) == 1024
-    assert exact_batch_size(1_000_000) == backends.EXACT_BATCH_SCORES // 1_000_000 >= 1
+    assert exact_batch_size(1_000_000) == EXACT_BATCH_SCORES // 1_000_000 >= 1
     assert exact_batch_size(10**12) == 1
 
 
@@ -38,7 +39,7 @@ def test_exact_searcher_neither_copies_the_vectors_nor_holds_every_score(monkeyp
     assert built < vectors.nbytes / 2  # was a full copy; now the live rows and the finiteness check
     want = ExactIndex(vectors).search(queries, 10)
     (s, r), wide = _peak(lambda: searcher.search(queries, 10))
-    monkeypatch.setattr(backends, "EXACT_BATCH_SCORES", 8 * len(vectors))  # 8 queries per product
+    monkeypatch.setattr(exact_module, "EXACT_BATCH_SCORES", 8 * len(vectors))  # 8 queries per product
     narrow_searcher = Searcher(vectors, alive, backend_spec("exact"))
     (s8, r8), narrow = _peak(lambda: narrow_searcher.search(queries, 10))
     np.testing.assert_array_equal(r, want[1])

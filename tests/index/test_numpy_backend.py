@@ -21,6 +21,24 @@ def test_topk_rows_matches_full_sort_with_many_ties(k):
     assert top_i.dtype == np.int64 and top_s.dtype == np.float32
 
 
+def test_only_rows_with_a_tie_across_the_cut_pay_for_the_tie_work(monkeypatch):
+    from keff.index import numpy_backend
+
+    rng = np.random.default_rng(2)
+    scores = rng.standard_normal((300, 500)).astype(np.float32)  # distinct scores
+    scores[[3, 77], :] = np.round(scores[[3, 77], :])  # two rows with ties at every cut
+    scores[150, 10:] = -np.inf  # a row whose cut falls among -inf (removed rows)
+    seen = []
+    real = numpy_backend._lowest_tied
+    monkeypatch.setattr(numpy_backend, "_lowest_tied", lambda s, kth, k: seen.append(s.shape[0]) or real(s, kth, k))
+    for k in (5, 50):
+        top_s, top_i = topk_rows(scores, k)
+        ref_s, ref_i = reference_topk(scores, k)
+        np.testing.assert_array_equal(top_i, ref_i)
+        np.testing.assert_array_equal(top_s, ref_s)
+    assert seen == [2, 3]  # k = 50 also cuts row 150 among its -inf
+
+
 def test_topk_rows_boundary_tie_takes_lower_indices():
     scores = np.array([[1.0, 2.0, 2.0, 2.0, 0.0]], dtype=np.float32)
     assert topk_rows(scores, 2)[1].tolist() == [[1, 2]]

@@ -27,12 +27,9 @@ from keff.docindex.manifest import FileEntry, file_entry, verify
 from keff.errors import FormatError, KeffError, require
 from keff.index import ExactIndex
 from keff.index.numpy_backend import topk_rows
+from keff.threads import one_thread, small_batch
 
 KINDS = ("exact", "flat", "hnsw", "ivf", "milvus")
-#: Scores the exact backend holds per query batch (queries x rows). With top-k's temporaries
-#: (negated scores, int64 partition indices and cumulative counts, masks) a batch takes about 28
-#: bytes per score: about 1 GB at this bound, whatever the number of documents.
-EXACT_BATCH_SCORES = 1 << 25
 DEFAULTS: dict[str, dict[str, int]] = {
     "exact": {},
     "flat": {},
@@ -112,12 +109,6 @@ def load_ann(root: Path, entry: dict, where: str, n_rows: int, dim: int, *, chec
     return index
 
 
-def exact_batch_size(n_rows: int) -> int:
-    """Queries per matrix product of the exact backend over ``n_rows`` rows (1 to 1,024), so a
-    batch holds at most :data:`EXACT_BATCH_SCORES` scores."""
-    return max(1, min(1024, EXACT_BATCH_SCORES // max(int(n_rows), 1)))
-
-
 class Searcher:
     """Top-k search over one encoder's vectors with removed rows filtered out.
 
@@ -140,10 +131,9 @@ class Searcher:
         self.live_rows = np.flatnonzero(alive)
         self._exact = None
         if spec["kind"] == "exact" and self.live_rows.size:
-            # no copy of the vectors while nothing is removed; query batches sized so the score
-            # matrix stays bounded (1,024 queries x 1M rows would need about 25 GB)
+            # no copy of the vectors while nothing is removed; ExactIndex bounds its query blocks
             live = vectors if self.live_rows.size == alive.size else vectors[self.live_rows]
-            self._exact = ExactIndex(live, batch_size=exact_batch_size(self.live_rows.size))
+            self._exact = ExactIndex(live)
         if ann is not None:
             self._set_search_params()
 
@@ -177,7 +167,12 @@ class Searcher:
             scores, idx = self._exact.search(queries, k)
             return scores, self.live_rows[idx]
         n_removed = int(self.alive.size - self.live_rows.size)
-        scores, rows = self.ann.search(np.ascontiguousarray(queries, dtype=np.float32), k + n_removed)
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if small_batch(n):  # a single-query search: one OpenMP/BLAS thread (keff.threads)
+            with one_thread(openmp=True):
+                scores, rows = self.ann.search(q, k + n_removed)
+        else:
+            scores, rows = self.ann.search(q, k + n_removed)
         keep = (rows >= 0) & self.alive[np.clip(rows, 0, None)]
         scores = np.where(keep, scores, -np.inf).astype(np.float32)
         top, pos = topk_rows(scores, k)

@@ -11,6 +11,16 @@ from keff.index.faiss_backend import FaissBackend
 from keff.index.numpy_backend import NumpyBackend
 
 BACKENDS = {"numpy": NumpyBackend, "faiss": FaissBackend}
+#: Scores one query block holds (queries x rows). With top-k's temporaries (the int64 partition
+#: indices, a comparison mask) a block takes about 16 bytes per score: about 0.5 GB at this
+#: bound, whatever the number of rows (1,024 queries x 1M rows at once would need about 16 GB).
+EXACT_BATCH_SCORES = 1 << 25
+
+
+def exact_batch_size(n_rows: int) -> int:
+    """Queries per matrix product over ``n_rows`` rows (1 to 1,024), so a block holds at most
+    :data:`EXACT_BATCH_SCORES` scores."""
+    return max(1, min(1024, EXACT_BATCH_SCORES // max(int(n_rows), 1)))
 
 
 class ExactIndex:
@@ -23,8 +33,10 @@ class ExactIndex:
     backend : {"numpy", "faiss"}
         ``"numpy"``: batched ``queries @ vectors.T`` then a partial sort, no extra dependency.
         ``"faiss"``: FAISS ``IndexFlatIP`` (needs ``pip install 'keff[faiss]'``).
-    batch_size : int
-        Queries scored per matrix product (bounds memory at about ``batch_size * n * 4`` bytes).
+    batch_size : int, optional
+        Queries scored per matrix product (bounds memory at about ``batch_size * n * 16`` bytes
+        with top-k's temporaries); default :func:`exact_batch_size` of ``n``, blocks of at most
+        :data:`EXACT_BATCH_SCORES` scores.
 
     Attributes
     ----------
@@ -44,9 +56,11 @@ class ExactIndex:
     ([[1, 2]], [[1.0, 0.5]])
     """
 
-    def __init__(self, vectors: np.ndarray, *, backend: str = "numpy", batch_size: int = 1024) -> None:
+    def __init__(self, vectors: np.ndarray, *, backend: str = "numpy", batch_size: int | None = None) -> None:
         if backend not in BACKENDS:
             raise KeffError(f"unknown index backend {backend!r}; choose one of {sorted(BACKENDS)}")
+        if batch_size is None:
+            batch_size = exact_batch_size(len(vectors))
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise KeffError(f"batch_size must be a positive integer; got {batch_size!r}")
         vecs = as_matrix(vectors, "vectors", floating=True)

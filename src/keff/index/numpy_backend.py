@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from keff.threads import one_thread, small_batch
+
 
 def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` columns of every row of a score matrix, ties broken by lower column first.
@@ -24,24 +26,38 @@ def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k-th boundary (which of several tied items makes the cut).
     """
     b, n = scores.shape
-    if k < n:
-        # k-th largest score per row: the threshold of the cut.
-        part = np.argpartition(-scores, k - 1, axis=1)[:, k - 1]
-        kth = scores[np.arange(b), part][:, None]
-        above = scores > kth
-        tied = scores == kth
-        need = k - above.sum(axis=1, keepdims=True)
-        keep = above | (tied & (np.cumsum(tied, axis=1) <= need))
-        # Exactly k columns per row; np.nonzero walks each row in ascending column order.
-        cand = np.nonzero(keep)[1].reshape(b, k)
-    else:
-        cand = np.broadcast_to(np.arange(n), (b, n))
+    if k >= n:
+        return _ordered(scores, np.broadcast_to(np.arange(n), (b, n)))
+    # the k largest per row, unordered: one partition, no negated copy of the scores
+    cand = np.argpartition(scores, n - k, axis=1)[:, n - k :]
+    kth = np.take_along_axis(scores, cand, axis=1).min(axis=1)
+    # Rows where more than k columns reach the k-th score: a tie crosses the cut and the
+    # partition may have kept any of the tied columns, not the lowest. Only those rows pay for
+    # the full-width tie bookkeeping.
+    crossed = np.flatnonzero(np.count_nonzero(scores >= kth[:, None], axis=1) > k)
+    if crossed.size:
+        cand[crossed] = _lowest_tied(scores[crossed], kth[crossed], k)
+    return _ordered(scores, np.sort(cand, axis=1))
+
+
+def _lowest_tied(scores: np.ndarray, kth: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` columns of each row above ``kth``, filled up with the lowest columns equal to
+    it, in ascending column order."""
+    above = scores > kth[:, None]
+    tied = scores == kth[:, None]
+    need = k - above.sum(axis=1, keepdims=True)
+    keep = above | (tied & (np.cumsum(tied, axis=1) <= need))
+    # exactly k columns per row; np.nonzero walks each row in ascending column order
+    return np.nonzero(keep)[1].reshape(scores.shape[0], k)
+
+
+def _ordered(scores: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates (in ascending column order per row) sorted by descending score; the stable
+    sort keeps equal scores in ascending column order."""
     cand_scores = np.take_along_axis(scores, cand, axis=1)
-    # Stable sort on candidates already in ascending index order: ties keep lower index first.
     order = np.argsort(-cand_scores, axis=1, kind="stable")
     top_indices = np.take_along_axis(cand, order, axis=1).astype(np.int64, copy=False)
-    top_scores = np.take_along_axis(cand_scores, order, axis=1)
-    return top_scores, top_indices
+    return np.take_along_axis(cand_scores, order, axis=1), top_indices
 
 
 class NumpyBackend:
@@ -64,6 +80,9 @@ class NumpyBackend:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items per query; see :meth:`keff.index.ExactIndex.search`."""
         nq = queries.shape[0]
+        if small_batch(nq):  # a single-query product: one BLAS thread (keff.threads)
+            with one_thread():
+                return topk_rows(queries @ self._vectors.T, k)
         scores = np.empty((nq, k), dtype=np.float32)
         indices = np.empty((nq, k), dtype=np.int64)
         for start in range(0, nq, self._batch_size):

@@ -48,7 +48,6 @@ from typing import Any
 
 import numpy as np
 
-from keff.docindex.backends import exact_batch_size
 from keff.docindex.documents import Document
 from keff.docindex.index import Index
 from keff.eval import measure_batch_throughput, measure_latency, run_metadata
@@ -182,7 +181,7 @@ class LocalGaussianModel:
 
 def _nearest(docs: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` (scores, rows) of ``queries`` among ``docs`` (inner product)."""
-    return ExactIndex(docs, batch_size=exact_batch_size(len(docs))).search(queries, k)
+    return ExactIndex(docs).search(queries, k)
 
 
 def cloud_stats(docs: np.ndarray, queries: np.ndarray, *, k: int = 10, lid_k: int = 20) -> dict[str, float]:
