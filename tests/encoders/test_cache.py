@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -306,14 +307,14 @@ def test_cache_folder_that_cannot_be_created_is_one_clear_error(tmp_path, monkey
 def test_unreadable_entry_is_a_clear_error_naming_the_file(cached, monkeypatch):
     cached.encode(["secret"])
     path = cached.cache.path_for(cached.fingerprint, "secret")
-    real = type(path).read_bytes
+    from keff.encoders import cache as cache_module
 
-    def guarded(self):
-        if self == path:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self)
+    def guarded(file, *args, **kwargs):
+        if Path(file) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return open(file, *args, **kwargs)
 
-    monkeypatch.setattr(type(path), "read_bytes", guarded)
+    monkeypatch.setattr(cache_module, "open", guarded, raising=False)  # the module's reads go through it
     with pytest.raises(KeffError, match="cannot read embedding-cache entry") as info:
         cached.encode(["secret"])
     assert str(path) in str(info.value)

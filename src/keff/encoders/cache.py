@@ -184,6 +184,7 @@ class EmbeddingCache:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
+        self._root_str = str(self.root)
         self.corrupt = 0
 
     def __repr__(self) -> str:
@@ -195,8 +196,13 @@ class EmbeddingCache:
         return self._path_of_key(fingerprint, entry_key(fingerprint, text))
 
     def _path_of_key(self, fingerprint: str, key: bytes) -> Path:
+        return Path(self._file_of_key(fingerprint, key))
+
+    def _file_of_key(self, fingerprint: str, key: bytes) -> str:
+        """The entry file's path as a string: the hot paths (a warm run looks up every text of
+        a corpus) build thousands of them, and a pathlib join costs several times more."""
         name = key.hex()
-        return self.root / fingerprint[:16] / name[:2] / name
+        return os.path.join(self._root_str, fingerprint[:16], name[:2], name)
 
     def not_writable(self, path: object, exc: OSError) -> KeffError:
         """The one error raised when the cache folder cannot be written."""
@@ -218,10 +224,11 @@ class EmbeddingCache:
                 raise
             raise self.not_writable(exc.filename, exc) from exc
 
-    def _read(self, path: Path) -> bytes | None:
+    def _read(self, path: Path | str) -> bytes | None:
         """Bytes of an entry file, None when absent; KeffError naming the file if unreadable."""
         try:
-            return path.read_bytes()
+            with open(path, "rb") as fh:
+                return fh.read()
         except FileNotFoundError:
             return None
         except PermissionError as exc:
@@ -249,7 +256,7 @@ class EmbeddingCache:
         defects: list[tuple[Path, str]] = []
         for text in texts:
             key = entry_key(fingerprint, text)
-            path = self._path_of_key(fingerprint, key)
+            path = self._file_of_key(fingerprint, key)
             data = self._read(path)
             if data is None:
                 out.append(None)
@@ -257,8 +264,8 @@ class EmbeddingCache:
             try:
                 out.append(unpack_entry(data, dim, key=key))
             except CacheCorrupt as exc:
-                self._discard(path)
-                defects.append((path, str(exc)))
+                self._discard(Path(path))
+                defects.append((Path(path), str(exc)))
                 out.append(None)
         self.corrupt += len(defects)
         self._log_defects(defects)
@@ -338,7 +345,7 @@ class EmbeddingCache:
 
     def has_entry(self, fingerprint: str, text: str) -> bool:
         """Whether an entry file exists for ``text`` (not verified; :meth:`get_entries` verifies)."""
-        return self.path_for(fingerprint, text).is_file()
+        return os.path.isfile(self._file_of_key(fingerprint, entry_key(fingerprint, text)))
 
     # -- seed batches --------------------------------------------------------------------------
     @property
