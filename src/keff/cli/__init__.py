@@ -5,8 +5,6 @@ errors, usage errors, and operating-system errors on the user's files. An unexpe
 a bug: it is reported on one line with exit code 70 (``KEFF_DEBUG=1`` shows the traceback).
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -26,9 +24,10 @@ from keff.cli import (
     search_cmd,
     serve_cmd,
 )
+from keff.cli.typer_app import new_app
 from keff.errors import KeffError
 
-app = typer.Typer(
+app = new_app(
     name="keff",
     help="Make frozen embedding models work together, and measure it on real retrieval data.",
     no_args_is_help=True,

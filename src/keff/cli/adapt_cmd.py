@@ -1,16 +1,14 @@
 """``keff adapt``: train adapters over a frozen encoder on your pairs, and evaluate them honestly."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from keff.cli.console import err, out
 from keff.cli.outputs import OVERWRITE, check_output
+from keff.cli.typer_app import new_app
 
-app = typer.Typer(
+app = new_app(
     help="Adapters over a frozen encoder: small heads trained with InfoNCE on your pairs, kept only if they help.",
     no_args_is_help=True,
 )
@@ -259,6 +257,8 @@ def eval_command(
 
 
 def _table(rows, setup, data: Path, encoder: str, protocol: str, n_folds: int, slice_name: str | None = None) -> None:
+    from rich.table import Table
+
     head = setup.metrics[0]
     what = {"kfold": f"{n_folds} grouped folds", "split": "the test split", "domains": f"{n_folds} held-out domains"}
     title = f"{data.name} / {encoder}: held-out questions of {what[protocol]}"

@@ -1,19 +1,14 @@
 """``keff align``: fit, apply and diagnose maps between two encoders' spaces."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
-import numpy as np
 import typer
-from rich.table import Table
 
 from keff.cli.console import err, out
 from keff.cli.outputs import OVERWRITE, check_output
+from keff.cli.typer_app import new_app
 
-app = typer.Typer(
-    help="Align embedding spaces: fit a map on anchor texts, apply it, diagnose drift.", no_args_is_help=True
-)
+app = new_app(help="Align embedding spaces: fit a map on anchor texts, apply it, diagnose drift.", no_args_is_help=True)
 
 QA_LAYOUT = typer.Option(
     "auto",
@@ -126,6 +121,8 @@ def apply_command(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Map vectors (or texts encoded by the map's source encoder) into the target space."""
+    import numpy as np
+
     from keff.arrays import l2_normalize, load_vectors, unit_norm_rows
     from keff.atomic import atomic_path
     from keff.encoders.base import check_kind
@@ -196,6 +193,9 @@ def diagnose_command(
     qa_layout: str = QA_LAYOUT,
 ) -> None:
     """Per-text cosine between two encoders' vectors of the same texts, before and after alignment."""
+    import numpy as np
+    from rich.table import Table
+
     from keff.alignment import read_anchor_texts
     from keff.encoders import get_encoder
     from keff.maps import Procrustes, load_map

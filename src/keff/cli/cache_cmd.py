@@ -1,15 +1,17 @@
 """``keff cache``: what keff's embedding cache holds, and dropping seeded vectors."""
 
-from __future__ import annotations
-
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from keff.cli.console import out
+from keff.cli.typer_app import new_app
 
-app = typer.Typer(help="Inspect keff's embedding cache and drop seeded vectors.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from rich.table import Table
+
+app = new_app(help="Inspect keff's embedding cache and drop seeded vectors.", no_args_is_help=True)
 
 
 def embedding_cache(root: Path | None = None):
@@ -31,7 +33,9 @@ def _size(n_bytes: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _usage_table(cache, batches: list[dict]) -> Table:
+def _usage_table(cache, batches: list[dict]) -> "Table":
+    from rich.table import Table
+
     names: dict[str, set[str]] = {}
     for b in batches:
         names.setdefault(str(b["fingerprint"])[:16], set()).add(str(b.get("encoder", "?")))
@@ -43,7 +47,9 @@ def _usage_table(cache, batches: list[dict]) -> Table:
     return table
 
 
-def _batches_table(batches: list[dict]) -> Table:
+def _batches_table(batches: list[dict]) -> "Table":
+    from rich.table import Table
+
     table = Table(title="seed batches (precomputed vectors; drop with: keff cache drop-seeded ID)")
     for col in ("id", "encoder", "kind", "source", "rows", "seeded", "probe", "min cosine", "created", "status"):
         table.add_column(col)

@@ -1,15 +1,14 @@
 """``keff data``: fetch and check data sets."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer
 
 from keff.cli.console import out
+from keff.cli.typer_app import new_app
 
-app = typer.Typer(help="Fetch and check data sets.", no_args_is_help=True)
-fetch_app = typer.Typer(help="Download a public data set.", no_args_is_help=True)
+app = new_app(help="Fetch and check data sets.", no_args_is_help=True)
+fetch_app = new_app(help="Download a public data set.", no_args_is_help=True)
 app.add_typer(fetch_app, name="fetch")
 
 

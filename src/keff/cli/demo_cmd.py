@@ -1,8 +1,5 @@
 """``keff demo``: the main job, end to end, in a few minutes."""
 
-from __future__ import annotations
-
-from importlib import resources
 from pathlib import Path
 
 import typer
@@ -15,6 +12,8 @@ DEFAULT_ENCODERS = ("minilm", "mpnet", "minilm-l3-onnx")
 
 def sample_corpus_dir() -> Path:
     """The two-domain sample corpus shipped inside the package."""
+    from importlib import resources
+
     return Path(str(resources.files("keff.data").joinpath("sample", "two_domains")))
 
 

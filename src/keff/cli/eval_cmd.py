@@ -1,7 +1,5 @@
 """``keff eval`` and ``keff compare``."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

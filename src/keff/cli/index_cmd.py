@@ -1,17 +1,14 @@
 """``keff index``: build and maintain a persistent index of your documents; ``keff query``."""
 
-from __future__ import annotations
-
-import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from keff.cli.console import err, out
 from keff.cli.outputs import OVERWRITE
+from keff.cli.typer_app import new_app
 
-app = typer.Typer(help="A persistent index of your documents: build, add, remove, inspect.", no_args_is_help=True)
+app = new_app(help="A persistent index of your documents: build, add, remove, inspect.", no_args_is_help=True)
 
 SOURCE_HELP = "Documents: a BEIR folder, a .jsonl of {id, text, ...}, or a folder of .txt/.md files."
 
@@ -29,7 +26,7 @@ def _params(values: list[str] | None) -> dict[str, int]:
 
 ENGINE = typer.Option(
     "inprocess", help="Where the model encodes: inprocess (default) or ray (Ray Data; a local instance, or the "
-    "cluster at $RAY_ADDRESS; needs the ray extra: pip install 'keff\\[ray]'). Both give byte-identical vectors."
+    "cluster at $RAY_ADDRESS; needs the ray extra: pip install 'keff[ray]'). Both give byte-identical vectors."
 )  # fmt: skip
 RAY_ACTORS = typer.Option(None, "--ray-actors", min=1, help="--engine ray: encoder actors (default 2; one CPU each).")
 RAY_BATCH = typer.Option(
@@ -125,6 +122,8 @@ def info_command(
     as_json: bool = typer.Option(False, "--json", help="Print the information as JSON."),
 ) -> None:
     """What an index holds: documents, encoders, backend, attached transforms, recent changes."""
+    import json
+
     from keff.docindex import Index
 
     info = Index.open(index).info()
@@ -157,6 +156,10 @@ def query_command(
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON (one object per query)."),
 ) -> None:
     """Search an index: the top-k documents of each query, with scores."""
+    import json
+
+    from rich.table import Table
+
     from keff.docindex import Index
 
     queries = [t for t in texts if t.strip()]
@@ -370,6 +373,8 @@ def upgrade_command(
 ) -> None:
     """Serve a new encoder's queries at once: fit maps on the index's own documents, validate every serving mode
     against keeping the old model, and commit the best one (refused, exit 2, if none is at or above the old model)."""
+    from rich.table import Table
+
     from keff.docindex import Index
     from keff.docindex.upgrade import MODES, cancel_upgrade, upgrade
 

@@ -1,20 +1,20 @@
 """``keff models``: list and fetch embedding models."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from keff.cli.console import out
+from keff.cli.typer_app import new_app
 
-app = typer.Typer(help="List and fetch embedding models.", no_args_is_help=True)
+app = new_app(help="List and fetch embedding models.", no_args_is_help=True)
 
 
 @app.command("list")
 def list_command() -> None:
     """List the named encoders: dimension, whether installed here, and what installs each."""
+    from rich.table import Table
+
     from keff.encoders import available_encoders
     from keff.paths import cache_dir
 

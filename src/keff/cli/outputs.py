@@ -9,7 +9,6 @@ failure never leaves a half-written output behind.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import typer
@@ -28,6 +27,8 @@ def _nearest_existing(path: Path) -> Path:
 
 def _check_writable_folder(folder: Path, target: Path) -> None:
     """Prove ``folder`` (existing) accepts a new file by creating and removing one."""
+    import tempfile
+
     if not folder.is_dir():
         raise DataError(f"cannot write here: {folder} is not a folder", path=target)
     try:

@@ -1,16 +1,14 @@
 """``keff predict``: predict the vector of the next unit (paragraph, sentence) and retrieve it."""
 
-from __future__ import annotations
-
-import json
 from pathlib import Path
 
 import typer
 
 from keff.cli.console import err, out
 from keff.cli.outputs import OVERWRITE, check_output
+from keff.cli.typer_app import new_app
 
-app = typer.Typer(
+app = new_app(
     help="Next-unit prediction: fit a predictor on ordered documents, evaluate it on held-out documents, "
     "and retrieve what comes next from an index.",
     no_args_is_help=True,
@@ -53,6 +51,8 @@ def eval_command(
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Every baseline and the chosen models on held-out documents (20%), with paired tests and order gates."""
+    import json
+
     from rich.table import Table
 
     from keff.predict.evaluate import COSINE_WEIGHTS, HEAD, evaluate_sequences
@@ -143,6 +143,8 @@ def next_command(
     as_json: bool = typer.Option(False, "--json", help="Print the hits as JSON."),
 ) -> None:
     """Predict the next unit's vector from the last units given and show the nearest documents of an index."""
+    import json
+
     from rich.table import Table
 
     from keff.docindex import Index

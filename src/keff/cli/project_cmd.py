@@ -1,16 +1,14 @@
 """``keff project``: fit and evaluate query-to-answer projections on Q/A pairs."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from keff.cli.console import err, out
 from keff.cli.outputs import OVERWRITE, check_output
+from keff.cli.typer_app import new_app
 
-app = typer.Typer(
+app = new_app(
     help="Project queries toward answers: fit maps on Q/A pairs, evaluate on held-out groups.", no_args_is_help=True
 )
 
@@ -93,6 +91,8 @@ def eval_command(
     seed: int = typer.Option(0),
 ) -> None:
     """Grouped 5-fold evaluation: maps fitted on four folds, scored on the fifth's questions."""
+    from rich.table import Table
+
     from keff.projection import METHODS, kfold_projection, summarise
 
     names = ["identity", *[m.strip() for m in methods.split(",") if m.strip() and m.strip() != "identity"]]

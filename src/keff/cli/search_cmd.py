@@ -1,7 +1,5 @@
 """``keff search``: search a corpus with fused specialists from the terminal."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

@@ -1,7 +1,5 @@
 """``keff serve``: the search service and its page over an index (``pip install 'keff[serve]'``)."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 

@@ -1,6 +1,6 @@
 """Evaluation: IR metrics, paired significance, latency, results and reports.
 
-Light to import: ir_measures loads inside :func:`evaluate_run`, scipy inside :func:`wilcoxon_p`,
+Light to import: pytrec_eval loads inside :func:`evaluate_run`, scipy inside :func:`wilcoxon_p`,
 matplotlib inside :func:`plot_results`; nothing here imports torch or FAISS.
 """
 

@@ -1,20 +1,24 @@
-"""Retrieval metrics over runs and qrels, computed by ir_measures' pytrec_eval provider.
+"""Retrieval metrics over runs and qrels, computed by pytrec_eval (trec_eval) in one call.
 
 A *run* maps query id -> doc id -> score; *qrels* map query id -> doc id -> graded relevance.
 Every metric follows pytrec_eval's (trec_eval's) definitions; a document counts as relevant when
 its relevance is >= 1. Within a query, trec_eval ranks by score descending and breaks exact ties
 by doc id in *descending* string order; every metric here, including ``mrr@k``, uses that order.
+The values are those of ir_measures' pytrec_eval provider for the measures of
+:attr:`~keff.eval.metric_names.MetricName.ir_measures_name` (``mrr@k``: ``RR`` on the run cut
+to each query's top ``k``); the tests check it on random runs with ties.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 
 import numpy as np
 
 from keff.errors import DataError, KeffError
-from keff.eval.metric_names import DEFAULT_METRICS, QA_METRICS, parse_metrics
+from keff.eval.metric_names import DEFAULT_METRICS, QA_METRICS, MetricName, parse_metrics
 
 Run = dict[str, dict[str, float]]
 """query id -> doc id -> score (higher is better)."""
@@ -32,6 +36,7 @@ __all__ = [
     "evaluate_run",
     "judged_queries",
     "run_from_topk",
+    "trec_measures",
 ]
 
 
@@ -107,6 +112,9 @@ def checked_relevances(qid: str, rels: Mapping[str, int]) -> dict[str, int]:
     """
     clean: dict[str, int] = {}
     for did, rel in rels.items():
+        if type(rel) is int and rel >= 0:  # the common case first
+            clean[did] = rel
+            continue
         if isinstance(rel, bool) or not isinstance(rel, (int, np.integer)) or rel < 0:
             raise DataError(f"relevance of document {did!r} must be an integer >= 0; got {rel!r}", item_id=qid)
         clean[did] = int(rel)
@@ -126,45 +134,73 @@ def judged_queries(qrels: Mapping[str, Mapping[str, int]]) -> Qrels:
     kept: Qrels = {}
     for qid, rels in qrels.items():
         clean = checked_relevances(qid, rels)
-        if any(r > 0 for r in clean.values()):
+        if clean and max(clean.values()) > 0:
             kept[qid] = clean
     if not kept:
         raise KeffError("qrels hold no query with a relevant document (relevance > 0)")
     return kept
 
 
+def _float_scores(qid: str, docs: Mapping[str, float]) -> dict[str, float]:
+    """One query's scores converted by ``float()``; refuses a non-finite one."""
+    row = {did: float(s) for did, s in docs.items()}
+    if not all(math.isfinite(s) for s in row.values()):
+        raise DataError("run holds a non-finite score", item_id=qid)
+    return row
+
+
+def _checked_scores(qid: str, docs: Mapping[str, float]) -> dict[str, float]:
+    """One query's scores, checked finite: ``docs`` itself when it is a dict of Python numbers
+    (which pytrec_eval reads as ``float()`` does), else a converted copy."""
+    if type(docs) is dict:
+        try:
+            total = sum(docs.values())
+            if type(total) in (float, int) and math.isfinite(total):
+                return docs  # a finite sum of floats and ints: no nan or inf among them
+        except (TypeError, ValueError, OverflowError):
+            pass
+    return _float_scores(qid, docs)
+
+
 def _checked_run(run: Mapping[str, Mapping[str, float]], keep: Mapping[str, object]) -> Run:
-    """The part of ``run`` about queries in ``keep``, as plain floats; refuses non-finite scores."""
-    out: Run = {}
-    for qid, docs in run.items():
-        if qid not in keep:
-            continue
-        row = {did: float(s) for did, s in docs.items()}
-        if not all(math.isfinite(s) for s in row.values()):
-            raise DataError("run holds a non-finite score", item_id=qid)
-        out[qid] = row
-    return out
+    """The part of ``run`` about queries in ``keep``, scores as Python numbers (anything else
+    converted by ``float()``); refuses non-finite scores."""
+    return {qid: _checked_scores(qid, docs) for qid, docs in run.items() if qid in keep}
 
 
-def _truncate(run: Run, k: int) -> Run:
-    """Keep each query's top ``k`` documents in trec_eval order (score desc, then doc id desc)."""
-    return {qid: dict(sorted(docs.items(), key=lambda x: (x[1], x[0]), reverse=True)[:k]) for qid, docs in run.items()}
+#: keff family -> trec_eval measure (``mrr`` is ``recip_rank`` with keff's cutoff applied after).
+_TREC_MEASURES = {"ndcg": "ndcg_cut", "recall": "recall", "map": "map_cut", "hit": "success", "mrr": "recip_rank"}
 
 
-def _pytrec_values(run: Run, qrels: Qrels, measures: Mapping[str, str]) -> dict[str, dict[str, float]]:
-    """Per-query values from ir_measures' pytrec_eval provider.
+def _trec_measure(m: MetricName) -> str:
+    """The trec_eval measure computing ``m`` (``ndcg_cut.10``; ``recip_rank`` for every ``mrr@k``)."""
+    measure = _TREC_MEASURES[m.family]
+    return measure if m.family == "mrr" else f"{measure}.{m.k}"
 
-    ``measures`` maps a keff metric name to the ir_measures measure computing it (``"nDCG@10"``);
-    the result maps the keff name to query id -> value.
-    """
-    import ir_measures
 
-    provider = ir_measures.providers.registry["pytrec_eval"]
-    by_measure = {ir_measures.parse_measure(spec): name for name, spec in measures.items()}
-    out: dict[str, dict[str, float]] = {name: {} for name in measures}
-    for metric in provider.evaluator(list(by_measure), qrels).iter_calc(run):
-        out[by_measure[metric.measure]][metric.query_id] = float(metric.value)
-    return out
+def _trec_key(m: MetricName) -> str:
+    """The key of ``m``'s value in pytrec_eval's output (``ndcg_cut_10``, ``recip_rank``)."""
+    return _trec_measure(m).replace(".", "_")
+
+
+def trec_measures(metrics: Sequence[str] = DEFAULT_METRICS) -> list[str]:
+    """The pytrec_eval measures :func:`evaluate_run` computes ``metrics`` from, e.g.
+    ``["ndcg_cut.10", "recip_rank", "recall.1", ...]`` (each once; ``recip_rank`` serves every
+    ``mrr@k``)."""
+    return list(dict.fromkeys(_trec_measure(m) for m in parse_metrics(metrics)))
+
+
+def _trec_values(run: Run, qrels: Qrels, names: Sequence[MetricName]) -> dict[str, dict[str, float]]:
+    """query id -> trec_eval measure key -> value, from one pytrec_eval evaluation of ``run``
+    (relevance level 1, every retrieved document counted: ir_measures' defaults)."""
+    import pytrec_eval
+
+    measures = {_trec_measure(m) for m in names}
+    try:
+        return pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
+    except TypeError:  # a score pytrec_eval cannot read (an exotic number type): convert them all
+        converted = {qid: _float_scores(qid, docs) for qid, docs in run.items()}
+        return pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(converted)
 
 
 def evaluate_run(
@@ -195,24 +231,25 @@ def evaluate_run(
     -----
     ``ndcg@k``, ``recall@k``, ``map@k`` and ``hit@k`` are pytrec_eval's ``ndcg_cut_k``,
     ``recall_k``, ``map_cut_k`` and ``success_k``. pytrec_eval has no cutoff for reciprocal
-    rank, so ``mrr@k`` is pytrec_eval's ``recip_rank`` on the run truncated to each query's top
-    ``k`` in trec_eval's order (score descending, ties by doc id descending).
+    rank, so ``mrr@k`` is pytrec_eval's ``recip_rank`` when the first relevant document is
+    within the top ``k`` (in trec_eval's order: score descending, ties by doc id descending),
+    else 0: the value of ``recip_rank`` on the run truncated to each query's top ``k``. Every
+    metric comes from a single pytrec_eval evaluation of the run.
     """
     names = parse_metrics(metrics)
     judged = judged_queries(qrels)
-    checked = _checked_run(run, judged)
+    values = _trec_values(_checked_run(run, judged), judged, names)
+    missing = dict.fromkeys(map(_trec_key, names), 0.0)  # a judged query without results scores 0
+    rows = [values.get(qid, missing) for qid in judged]
     per_query: dict[str, dict[str, float]] = {}
-    plain = {m.name: m.ir_measures_name for m in names if m.family != "mrr"}
-    if plain:
-        per_query.update(_pytrec_values(checked, judged, plain))
-    for m in names:
-        if m.family == "mrr":
-            per_query.update(_pytrec_values(_truncate(checked, m.k), judged, {m.name: "RR"}))
-    ordered: dict[str, dict[str, float]] = {}
     aggregate: dict[str, float] = {}
     for m in names:
-        values = per_query[m.name]
-        row = {qid: values.get(qid, 0.0) for qid in judged}
-        ordered[m.name] = row
-        aggregate[m.name] = math.fsum(row.values()) / len(row)
-    return aggregate, ordered
+        column = list(map(itemgetter(_trec_key(m)), rows))
+        if m.family == "mrr":
+            # recip_rank is 1 / (rank of the first relevant document), the same double trec_eval
+            # computes on the run cut at k when that rank is <= k, i.e. when it is >= 1 / k.
+            floor = 1.0 / m.k
+            column = [v if v >= floor else 0.0 for v in column]
+        per_query[m.name] = dict(zip(judged, column))
+        aggregate[m.name] = math.fsum(column) / len(column)
+    return aggregate, per_query

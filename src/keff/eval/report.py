@@ -22,7 +22,7 @@ RESULT_FORMAT_VERSION = 1
 
 # Heavy libraries whose versions are recorded only when the run already imported them.
 _OPTIONAL_MODULES = ("torch", "sentence_transformers", "onnxruntime", "faiss", "transformers")
-_CORE_DISTRIBUTIONS = ("numpy", "scipy", "ir_measures")
+_CORE_DISTRIBUTIONS = ("numpy", "scipy", "ir_measures", "pytrec_eval-terrier")
 
 
 @dataclass

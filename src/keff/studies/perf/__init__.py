@@ -1,0 +1,1 @@
+"""Performance studies: how fast keff's paths are against the libraries they wrap."""
