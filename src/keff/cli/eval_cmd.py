@@ -17,17 +17,20 @@ SAMPLED_POOL_WARNING = (
 
 
 def load_task(data: Path, *, split: str, qa_layout: str, sample_groups: int | None, seed: int):
-    """A BEIR folder or a Q/A ``.jsonl`` file (read from exactly ``data``) as a retrieval task."""
+    """A BEIR folder or a Q/A ``.jsonl`` file (read from exactly ``data``) as a retrieval task,
+    and what was read: ``(task, pairs, dataset)``, pairs None for a BEIR folder and dataset None
+    for a Q/A file (read once: seeding precomputed vectors needs it again)."""
     from keff.data import load_beir, load_qa, parse_qa_layout
     from keff.tasks import beir_task, qa_task
 
     if data.is_dir():
         if sample_groups is not None:
             raise typer.BadParameter("--sample-groups applies to Q/A files, not BEIR folders")
-        return beir_task(load_beir(data, splits=[split]), split), None
+        dataset = load_beir(data, splits=[split])
+        return beir_task(dataset, split), None, dataset
     if data.is_file() and data.suffix == ".jsonl":
         pairs = load_qa(data, layout=parse_qa_layout(qa_layout))
-        return qa_task(pairs, name=data.stem, sample_n_groups=sample_groups, seed=seed), pairs
+        return qa_task(pairs, name=data.stem, sample_n_groups=sample_groups, seed=seed), pairs, None
     raise DataError("expected a BEIR folder or a Q/A .jsonl file", path=data)
 
 
@@ -67,13 +70,13 @@ def eval_command(
     check_output(out_path, overwrite=overwrite)
     if backend not in BACKENDS:
         raise typer.BadParameter(f"choose from {', '.join(BACKENDS)}", param_hint="--backend")
-    task, pairs = load_task(data, split=split, qa_layout=qa_layout, sample_groups=sample_groups, seed=seed)
+    task, pairs, dataset = load_task(data, split=split, qa_layout=qa_layout, sample_groups=sample_groups, seed=seed)
     if pairs is not None:
         err.print(f"read {len(pairs)} Q/A pairs from {data} with the {pairs.layout.name} layout")
     enc = get_encoder(encoder)
     folder = _precomputed_folder(precomputed, data, encoder)
     if folder is not None:
-        seed_precomputed(enc, data, folder, split=split, pairs=pairs)
+        seed_precomputed(enc, folder, dataset=dataset, pairs=pairs)
     from keff.tasks import evaluate_encoder
 
     result = evaluate_encoder(task, enc, k=k, seed=seed, backend=backend)
@@ -108,15 +111,12 @@ def _precomputed_folder(spec: str, data: Path, encoder: str) -> Path | None:
     return folder
 
 
-def seed_precomputed(enc, data: Path, folder: Path, *, split: str, pairs=None) -> None:
-    """Seed ``enc``'s cache from ``folder`` for the data set at ``data`` and print the probe check."""
-    from keff.data import load_beir
+def seed_precomputed(enc, folder: Path, *, dataset=None, pairs=None) -> None:
+    """Seed ``enc``'s cache from ``folder`` for a BEIR ``dataset`` or Q/A ``pairs`` and print the
+    probe check."""
     from keff.precomputed import seed_beir_vectors, seed_qa_vectors
 
-    if data.is_dir():
-        reports = seed_beir_vectors(enc, load_beir(data, splits=[split]), folder)
-    else:
-        reports = seed_qa_vectors(enc, pairs, folder)
+    reports = seed_beir_vectors(enc, dataset, folder) if dataset is not None else seed_qa_vectors(enc, pairs, folder)
     for r in reports:
         err.print(r.message, markup=False, highlight=False)
 

@@ -198,7 +198,7 @@ def _task(data: Path, split: str, qa_layout: str, *, training: bool):
     """The retrieval task of ``data`` (one split of a BEIR folder, or every pair of a Q/A file)."""
     from keff.cli.eval_cmd import load_task
 
-    task, pairs = load_task(data, split=split, qa_layout=qa_layout, sample_groups=None, seed=0)
+    task, pairs, _ = load_task(data, split=split, qa_layout=qa_layout, sample_groups=None, seed=0)
     if pairs is not None:
         err.print(f"read {len(pairs)} Q/A pairs from {data} with the {pairs.layout.name} layout")
         if training:
