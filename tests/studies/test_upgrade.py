@@ -191,6 +191,47 @@ def test_generic_anchors_come_from_the_other_corpora(tmp_path):
         UpgradeConfig(anchor_source="web")
 
 
+def write_skills(path: Path) -> None:
+    """30 skills-like groups, each two paraphrased questions with tailored answers."""
+    lines = [
+        {"pair_id": f"s{g}_q{j}", "cluster_id": f"s{g}", "question": f"how do I use skill {WORDS[g % 16]} {g} ({j})",
+         "answer": f"use skill {g} like this {j}", "original_answer": f"use skill {g}"}
+        for g in range(30) for j in range(2)
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+
+
+def test_question_anchors_come_from_the_other_qa_corpora(tmp_path):
+    from keff.studies.upgrade.corpora import build_corpus, generic_pool
+
+    data = write_data(tmp_path / "data")
+    medquad_questions = {json.loads(x)["question"] for x in (data / "qa" / "medquad.jsonl").read_text().splitlines()}
+    pool, note = generic_pool(data, "sample", 40, seed=0, questions=True)
+    assert len(pool) == 40 and set(pool) <= medquad_questions
+    assert "40 generic question anchors (40 medquad; absent: skills" in note
+    write_skills(data / "qa" / "skills_qa.jsonl")
+    corpus = build_corpus("sample", data, UpgradeConfig(anchor_source="generic-questions", generic_pool=110))
+    skills_questions = {json.loads(x)["question"] for x in (data / "qa" / "skills_qa.jsonl").read_text().splitlines()}
+    assert corpus.anchor_kind == "query" and len(corpus.anchor_pool) == 110
+    assert set(corpus.anchor_pool) <= medquad_questions | skills_questions
+    assert set(corpus.anchor_pool) & skills_questions  # both sources drawn
+    with pytest.raises(KeffError, match="no generic question source"):
+        generic_pool(data / "beir", "sample", 40, seed=0, questions=True)
+
+
+def test_skills_corpus_draws_anchors_from_groups_not_evaluated(tmp_path):
+    from keff.studies.upgrade.corpora import build_corpus
+
+    data = write_data(tmp_path / "data")
+    write_skills(data / "qa" / "skills_qa.jsonl")
+    corpus = build_corpus("skills", data, UpgradeConfig(skills_groups=10))
+    assert len(corpus.task.query_ids) == 20 and len(corpus.task.doc_ids) == 20
+    evaluated = {t.split("skill ")[1].split()[0] for t in corpus.task.doc_texts}
+    anchored = {t.split("skill ")[1].split()[0] for t in corpus.anchor_pool}
+    assert len(anchored) == 20 and not evaluated & anchored and corpus.anchor_kind == "doc"
+    assert corpus.note.startswith("Skills Q/A seeded sample: 10 of 30 groups")
+
+
 def test_hybrid_weight_follows_the_new_models_neighbours():
     rng = np.random.default_rng(0)
     old, new = rng.standard_normal((200, 16)), rng.standard_normal((200, 16))
@@ -235,3 +276,12 @@ def test_gap_plot_draws_unbounded_and_far_out_intervals(tmp_path):
     gaps = [gap("c", 1000, -2.5, -np.inf, -1.9), gap("c", 3000, 0.5, 0.2, np.inf), gap("d", 10, -3, -4, -2.2)]
     parts = [{"gaps": gaps}]
     assert plot_gap({"parts": parts}, tmp_path / "gap.png").stat().st_size > 0
+
+
+def test_a_map_variant_fits_its_registry_kind_with_its_own_settings():
+    params = experiment.study_params("mlp-affine", rank=8, seed=3)
+    assert params == {"hidden": 512, "base": "linear", "epochs": 40, "patience": 3, "batch_size": 512, "seed": 3}
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6))
+    m = experiment.fit_map("procrustes", experiment.study_params("procrustes", 8, 0), X, X)
+    assert type(m).__name__ == "Procrustes" and experiment.map_kind("mlp-affine") == "mlp"

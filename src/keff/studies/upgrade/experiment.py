@@ -55,20 +55,26 @@ def score(task: RetrievalTask, q: np.ndarray, d: np.ndarray) -> tuple[dict, dict
     return r.metrics, r.per_query["ndcg@10"]
 
 
-def study_params(kind: str, rank: int, seed: int) -> dict:
-    """The study's settings of a map kind (:data:`MAP_SETTINGS`), with the rank and the seed for
-    the kinds that take them."""
-    takes = map_params(kind)
+def map_kind(name: str) -> str:
+    """The registry kind of one of the study's maps (:data:`MAP_SETTINGS`)."""
+    return MAP_SETTINGS[name].get("kind", name)
+
+
+def study_params(name: str, rank: int, seed: int) -> dict:
+    """The study's settings of one of its maps (:data:`MAP_SETTINGS`, without the kind), with the
+    rank and the seed for the kinds that take them."""
+    takes = map_params(map_kind(name))
+    own = {k: v for k, v in MAP_SETTINGS[name].items() if k != "kind"}
     return {
         **({"rank": rank} if "rank" in takes else {}),
-        **MAP_SETTINGS[kind],  # a kind's own setting (e.g. the cluster maps' rank) wins
+        **own,  # a map's own setting (e.g. the cluster maps' rank) wins
         **({"seed": seed} if "seed" in takes else {}),
     }
 
 
-def fit_map(kind: str, params: dict, X: np.ndarray, Y: np.ndarray) -> Map:
-    """A map of ``kind`` fitted on anchor rows ``X`` -> ``Y`` (the study's only fitting step)."""
-    return make_map(kind, **params).fit(X, Y)
+def fit_map(name: str, params: dict, X: np.ndarray, Y: np.ndarray) -> Map:
+    """The study's map ``name`` fitted on anchor rows ``X`` -> ``Y`` (the study's only fitting step)."""
+    return make_map(map_kind(name), **params).fit(X, Y)
 
 
 def fit_both_directions(
