@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/index.py
 	$(BIN)/python benchmarks/index_scale.py
 	$(BIN)/python benchmarks/index_upgrade.py
+	$(BIN)/python benchmarks/perf.py
 	$(BIN)/python benchmarks/render.py
 
 clean:
