@@ -13,7 +13,7 @@ import keff
 
 SRC = Path(keff.__file__).resolve().parent
 LAYERS = [
-    {"errors", "atomic", "paths", "progress"},
+    {"errors", "atomic", "paths", "progress", "threads"},
     {"arrays", "archive", "sef", "index", "estimator"},
     {"data", "encoders", "eval"},
     {"maps", "uncertainty", "train"},
