@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from keff.cli.demo_cmd import sample_corpus_dir
 from keff.studies.perf import cli, search
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_render():
-    spec = importlib.util.spec_from_file_location("render", ROOT / "benchmarks" / "render.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import load_script
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +67,7 @@ def test_render_reads_every_part(tiny_search):
     res = {"benchmark": "perf", "meta": {"timestamp_utc": "now"},
            "parts": {"search": tiny_search, "threads": threads, "metrics": metrics,
                      "cli": {"startup": startup, "warm_eval": warm}, "encoders": int8}}  # fmt: skip
-    text = load_render().render_perf(res)
+    text = load_script("render").render_perf(res)
     assert "Metrics within 1.3x pytrec_eval: 1.20 (met)" in text
     assert "`keff --help` under 0.2 s: 0.150 s (met)" in text
     assert "nDCG@10 within 0.005: 1.50x, -0.0050 (met)" in text

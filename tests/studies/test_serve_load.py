@@ -4,10 +4,8 @@ the /metrics arithmetic, and the refusal of any target that is not loopback."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -25,18 +23,11 @@ from keff.studies.serve_load import (
     run,
 )
 
+from .conftest import load_script
+
 pytest.importorskip("fastapi", reason="keff serve needs the serve extra: pip install 'keff[serve]'")
 pytest.importorskip("uvicorn", reason="keff serve needs the serve extra: pip install 'keff[serve]'")
 pytest.importorskip("httpx", reason="the load test's client needs httpx: pip install 'keff[serve]'")
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_render():
-    spec = importlib.util.spec_from_file_location("render", ROOT / "benchmarks" / "render.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +66,7 @@ def test_a_tiny_run_has_no_errors_counts_what_the_server_counts_and_renders(tmp_
     png = plot_soak(res, tmp_path / "serve_load.png")
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     res["plot"] = png.name
-    text = load_render().render_serve_load(res)
+    text = load_script("render").render_serve_load(res)
     assert (
         "## Search service under load" in text
         and "| 8 |" in text

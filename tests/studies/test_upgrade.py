@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +13,8 @@ from keff.cli.demo_cmd import sample_corpus_dir
 from keff.errors import KeffError
 from keff.studies.upgrade import UpgradeConfig, experiment, run
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import load_script
+
 WORDS = "fever cough rash pain joint liver kidney heart lung blood sugar bone skin nerve eye ear".split()
 TINY = UpgradeConfig(
     pairs=(("hash", "hash"),),
@@ -29,13 +29,6 @@ TINY = UpgradeConfig(
     latency_batch=32,
     latency_repeats=2,
 )
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def scrambled(text: str) -> str:
