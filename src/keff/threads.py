@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 
 #: Query rows up to which a search counts as a single-query path (one thread).
@@ -69,6 +69,7 @@ def one_thread(*, openmp: bool = False) -> Iterator[None]:
                 lib.set_num_threads(n)
 
 
-def small_batch(n_rows: int) -> bool:
-    """Whether ``n_rows`` query rows make a single-query path (at most :data:`SMALL_BATCH`)."""
-    return n_rows <= SMALL_BATCH
+def search_threads(n_rows: int, *, openmp: bool = False):
+    """The thread setting of a search of ``n_rows`` query rows: :func:`one_thread` for a
+    single-query path (at most :data:`SMALL_BATCH` rows), else the pools as they are."""
+    return one_thread(openmp=openmp) if n_rows <= SMALL_BATCH else nullcontext()

@@ -27,7 +27,7 @@ from keff.docindex.manifest import FileEntry, file_entry, verify
 from keff.errors import FormatError, KeffError, require
 from keff.index import ExactIndex
 from keff.index.numpy_backend import topk_rows
-from keff.threads import one_thread, small_batch
+from keff.threads import search_threads
 
 KINDS = ("exact", "flat", "hnsw", "ivf", "milvus")
 DEFAULTS: dict[str, dict[str, int]] = {
@@ -168,10 +168,7 @@ class Searcher:
             return scores, self.live_rows[idx]
         n_removed = int(self.alive.size - self.live_rows.size)
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        if small_batch(n):  # a single-query search: one OpenMP/BLAS thread (keff.threads)
-            with one_thread(openmp=True):
-                scores, rows = self.ann.search(q, k + n_removed)
-        else:
+        with search_threads(n, openmp=True):
             scores, rows = self.ann.search(q, k + n_removed)
         keep = (rows >= 0) & self.alive[np.clip(rows, 0, None)]
         scores = np.where(keep, scores, -np.inf).astype(np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from keff.errors import require
-from keff.threads import one_thread, small_batch
+from keff.threads import search_threads
 
 
 class FaissBackend:
@@ -42,10 +42,7 @@ class FaissBackend:
         indices = np.empty((nq, k), dtype=np.int64)
         for start in range(0, nq, self._batch_size):
             stop = min(start + self._batch_size, nq)
-            if small_batch(stop - start):  # a single-query search: one OpenMP/BLAS thread (keff.threads)
-                with one_thread(openmp=True):
-                    s, i = self._index.search(queries[start:stop], k)
-            else:
+            with search_threads(stop - start, openmp=True):
                 s, i = self._index.search(queries[start:stop], k)
             order = np.lexsort((i, -s), axis=-1)
             scores[start:stop] = np.take_along_axis(s, order, axis=1)

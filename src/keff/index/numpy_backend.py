@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from keff.threads import one_thread, small_batch
+from keff.threads import search_threads
 
 #: Rows at least this many times wider than ``k`` (and at least :data:`PREFILTER_MIN_COLS`
 #: wide) are first cut down by a threshold read off a sample of their columns.
@@ -139,13 +139,11 @@ class NumpyBackend:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items per query; see :meth:`keff.index.ExactIndex.search`."""
         nq = queries.shape[0]
-        if small_batch(nq):  # a single-query product: one BLAS thread (keff.threads)
-            with one_thread():
-                return topk_rows(queries @ self._vectors.T, k)
         scores = np.empty((nq, k), dtype=np.float32)
         indices = np.empty((nq, k), dtype=np.int64)
-        for start in range(0, nq, self._batch_size):
-            stop = min(start + self._batch_size, nq)
-            sims = queries[start:stop] @ self._vectors.T
-            scores[start:stop], indices[start:stop] = topk_rows(sims, k)
+        with search_threads(nq):  # a single-query product: one BLAS thread (keff.threads)
+            for start in range(0, nq, self._batch_size):
+                stop = min(start + self._batch_size, nq)
+                sims = queries[start:stop] @ self._vectors.T
+                scores[start:stop], indices[start:stop] = topk_rows(sims, k)
         return scores, indices
